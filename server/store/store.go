@@ -42,6 +42,11 @@ var (
 	ErrDeviceLimit = errors.New("store: device limit reached")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrInvalid: the arguments break this contract (for example a
+	// registration without a signed prekey, or a non-positive burst);
+	// nothing was stored. The server layer validates requests first, so
+	// this signals a programming error rather than a client mistake.
+	ErrInvalid = errors.New("store: invalid argument")
 )
 
 // AccountID is the server-assigned UUID of an account (16 bytes, RFC 9562
@@ -59,7 +64,8 @@ type Account struct {
 	ID          AccountID
 	Username    string
 	IdentityKey []byte // opaque to the server: a serialized public key
-	CreatedAt   time.Time
+	// CreatedAt is coarse (truncated to the day, UTC).
+	CreatedAt time.Time
 }
 
 // Device is one device of an account. DeviceID 1 is the first device.
@@ -70,7 +76,8 @@ type Device struct {
 	// CredentialHash is a hash of the device's random credential; the
 	// credential itself is never stored. Compare in constant time.
 	CredentialHash []byte
-	CreatedAt      time.Time
+	// CreatedAt is coarse (truncated to the day, UTC).
+	CreatedAt time.Time
 	// LastSeen is coarse (truncated to the day) so it does not record
 	// when a device is used, only that it still is.
 	LastSeen time.Time
@@ -92,7 +99,9 @@ type SignedPreKey struct {
 
 // PreKeyUpload is what a device uploads. Nil or empty fields leave the
 // stored value unchanged; a non-nil signed key replaces the current one.
-// One-time keys are appended in slice order, which is hand-out order.
+// One-time keys are appended in slice order, which is hand-out order. A
+// one-time key whose KeyID the device already has on the server is
+// ignored, so a retried upload adds nothing twice.
 type PreKeyUpload struct {
 	SignedPreKey  *SignedPreKey
 	LastResortKEM *SignedPreKey
@@ -119,6 +128,15 @@ type Bundle struct {
 	KEMIsLastResort bool
 }
 
+// NewDevice is the registration of a device linked to an existing
+// account.
+type NewDevice struct {
+	RegistrationID uint32
+	CredentialHash []byte
+	PreKeys        PreKeyUpload // must carry SignedPreKey and LastResortKEM
+	Now            time.Time
+}
+
 // NewAccount is the first device's registration.
 type NewAccount struct {
 	ID             AccountID // chosen by the server layer (random UUID)
@@ -136,7 +154,7 @@ type Envelope struct {
 	// delivery order is Seq order.
 	Seq int64
 	// MessageID is the sender's client-chosen id (16 bytes); the pair
-	// (recipient device, MessageID) is accepted once, ever, within the
+	// (recipient account, MessageID) is accepted once, ever, within the
 	// dedup window.
 	MessageID [16]byte
 	Recipient AccountID
@@ -179,7 +197,8 @@ type Send struct {
 
 // SendResult tells whether the envelopes were stored now or had been
 // stored before under the same MessageID (an idempotent repeat), and the
-// sequence numbers assigned, one per envelope in the order given.
+// sequence numbers assigned, one per envelope in the order given (nil for
+// a Duplicate: nothing was assigned).
 type SendResult struct {
 	Duplicate bool
 	Seqs      []int64
@@ -215,6 +234,15 @@ type Store interface {
 	Devices(ctx context.Context, account AccountID) ([]Device, error)
 	// TouchDevice records that the device was seen at now (coarse).
 	TouchDevice(ctx context.Context, account AccountID, deviceID uint32, now time.Time) error
+	// AddDevice links a new device to the account and returns it. Device
+	// ids are never reused within an account, so a sender's old session
+	// can never reach a different device under the same id. Errors:
+	// ErrNotFound (no such account), ErrDeviceLimit (the account already
+	// has maxDevices devices; 0 = unbounded), ErrInvalid.
+	AddDevice(ctx context.Context, account AccountID, d NewDevice, maxDevices int) (Device, error)
+	// RemoveDevice unlinks a device and deletes its prekeys and queued
+	// envelopes; ErrNotFound.
+	RemoveDevice(ctx context.Context, account AccountID, deviceID uint32) error
 
 	// StorePreKeys applies an upload for one device.
 	StorePreKeys(ctx context.Context, account AccountID, deviceID uint32, up PreKeyUpload) error
@@ -228,8 +256,12 @@ type Store interface {
 
 	// Deliver checks the envelopes against the recipient's devices and
 	// stores them atomically. A repeated MessageID for the same recipient
-	// stores nothing and reports Duplicate. Errors: *DeviceMismatchError,
-	// ErrNotFound (no such recipient), ErrQueueFull.
+	// stores nothing and reports Duplicate: the store remembers a
+	// MessageID while any of its envelopes is queued and, after that,
+	// until Sweep's dedupCutoff passes the time it was first accepted (so
+	// the dedup window should be at least the envelope lifetime). Errors:
+	// *DeviceMismatchError, ErrNotFound (no such recipient), ErrQueueFull,
+	// ErrInvalid (an envelope with nil Content, or the same device twice).
 	Deliver(ctx context.Context, s Send) (SendResult, error)
 	// Pending returns up to limit envelopes for one device with Seq >
 	// after, in Seq order.
@@ -242,13 +274,16 @@ type Store interface {
 
 	// Sweep deletes envelopes received before envelopeCutoff and
 	// idempotency records older than dedupCutoff; it returns how many
-	// envelopes it deleted.
+	// envelopes it deleted. It also drops rate-limit buckets that were
+	// already full again before dedupCutoff (a full bucket and a missing
+	// one behave the same).
 	Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error)
 
 	// TakeToken spends one token from the bucket named key (an opaque,
 	// already-pseudonymised byte string): the bucket holds at most burst
 	// tokens and regains one every interval. It reports whether a token
-	// was available and, if not, how long until one is.
+	// was available and, if not, how long until one is. ErrInvalid when
+	// burst < 1 or interval <= 0.
 	TakeToken(ctx context.Context, key []byte, burst int, interval time.Duration, now time.Time) (ok bool, retryAfter time.Duration, err error)
 
 	// Ping checks the database is reachable (readiness).
