@@ -1,0 +1,163 @@
+// Package rules holds the storage logic both backends share, so that
+// SQLite and PostgreSQL cannot disagree on it: the device-list check of a
+// send, argument validation, the pseudonymous idempotency key, coarse
+// timestamps and rate-limit bucket arithmetic.
+//
+// # Rate-limit buckets
+//
+// A bucket is stored as one instant, its theoretical arrival time (TAT):
+// the moment at which it will be full again. A missing bucket and one
+// whose TAT has passed are full. Spending a token moves the TAT one
+// interval later; a token is available while TAT+interval-now stays
+// within burst intervals (the generic cell rate algorithm). One number per
+// key keeps the table small and the update a single statement.
+package rules
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/veil-e2ee/veil/server/store"
+)
+
+// Day truncates t to the UTC day and returns Unix seconds: the precision
+// kept for account and device creation and for LastSeen.
+func Day(t time.Time) int64 { return t.UTC().Truncate(24 * time.Hour).Unix() }
+
+// Minute truncates t to the minute and returns Unix seconds: the
+// precision kept for envelope and idempotency timestamps.
+func Minute(t time.Time) int64 { return t.UTC().Truncate(time.Minute).Unix() }
+
+// FromUnix turns stored Unix seconds back into a UTC time.
+func FromUnix(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
+
+// dedupLabel separates idempotency keys from any other SHA-256 use.
+const dedupLabel = "veil store dedup v1\x00"
+
+// DedupKey is what the idempotency table stores for (recipient,
+// messageID): a SHA-256 digest, so the table lists neither who received
+// a message nor its id, and nothing about the sender. It is only used for
+// equality.
+func DedupKey(recipient store.AccountID, messageID [16]byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(dedupLabel))
+	h.Write(recipient[:])
+	h.Write(messageID[:])
+	return h.Sum(nil)
+}
+
+// DeviceReg is one current device of a recipient, as Deliver sees it.
+type DeviceReg struct {
+	DeviceID       uint32
+	RegistrationID uint32
+}
+
+// ValidateSend rejects a send that breaks the contract independently of
+// stored state: an envelope without content, or one device addressed
+// twice.
+func ValidateSend(s *store.Send) error {
+	seen := make(map[uint32]struct{}, len(s.Envelopes))
+	for _, e := range s.Envelopes {
+		if e.Content == nil {
+			return fmt.Errorf("%w: envelope for device %d has no content", store.ErrInvalid, e.DeviceID)
+		}
+		if _, dup := seen[e.DeviceID]; dup {
+			return fmt.Errorf("%w: device %d addressed twice", store.ErrInvalid, e.DeviceID)
+		}
+		seen[e.DeviceID] = struct{}{}
+	}
+	if s.MaxQueue < 0 {
+		return fmt.Errorf("%w: negative queue bound", store.ErrInvalid)
+	}
+	return nil
+}
+
+// CheckDevices compares the envelopes of s with the recipient's current
+// devices (sorted or not). It returns nil when they match exactly, else a
+// *store.DeviceMismatchError with every list filled and sorted: Missing
+// (current devices not addressed, except s.ExcludeDevice), Extra
+// (addressed devices that do not exist, or the excluded sender device)
+// and Stale (addressed devices whose registration id changed).
+func CheckDevices(current []DeviceReg, s *store.Send) error {
+	reg := make(map[uint32]uint32, len(current))
+	for _, d := range current {
+		if d.DeviceID != s.ExcludeDevice || s.ExcludeDevice == 0 {
+			reg[d.DeviceID] = d.RegistrationID
+		}
+	}
+	var m store.DeviceMismatchError
+	addressed := make(map[uint32]struct{}, len(s.Envelopes))
+	for _, e := range s.Envelopes {
+		addressed[e.DeviceID] = struct{}{}
+		r, ok := reg[e.DeviceID]
+		switch {
+		case !ok:
+			m.Extra = append(m.Extra, e.DeviceID)
+		case r != e.RegistrationID:
+			m.Stale = append(m.Stale, e.DeviceID)
+		}
+	}
+	for id := range reg {
+		if _, ok := addressed[id]; !ok {
+			m.Missing = append(m.Missing, id)
+		}
+	}
+	if len(m.Missing)+len(m.Extra)+len(m.Stale) == 0 {
+		return nil
+	}
+	slices.Sort(m.Missing)
+	slices.Sort(m.Extra)
+	slices.Sort(m.Stale)
+	return &m
+}
+
+// ValidateUpload checks a prekey upload; registration (requireSigned)
+// must carry both signed keys. Every key must have a public key, and
+// signed keys a signature.
+func ValidateUpload(up *store.PreKeyUpload, requireSigned bool) error {
+	if requireSigned && (up.SignedPreKey == nil || up.LastResortKEM == nil) {
+		return fmt.Errorf("%w: a registration needs a signed prekey and a last-resort KEM prekey", store.ErrInvalid)
+	}
+	for _, k := range []*store.SignedPreKey{up.SignedPreKey, up.LastResortKEM} {
+		if k != nil && (len(k.PublicKey) == 0 || len(k.Signature) == 0) {
+			return fmt.Errorf("%w: signed prekey %d lacks a key or signature", store.ErrInvalid, k.KeyID)
+		}
+	}
+	for _, k := range up.OneTimeEC {
+		if len(k.PublicKey) == 0 {
+			return fmt.Errorf("%w: one-time prekey %d has no key", store.ErrInvalid, k.KeyID)
+		}
+	}
+	for _, k := range up.OneTimeKEM {
+		if len(k.PublicKey) == 0 || len(k.Signature) == 0 {
+			return fmt.Errorf("%w: one-time KEM prekey %d lacks a key or signature", store.ErrInvalid, k.KeyID)
+		}
+	}
+	return nil
+}
+
+// ValidateBucket rejects bucket parameters that cannot describe a bucket.
+func ValidateBucket(burst int, interval time.Duration) error {
+	if burst < 1 || interval <= 0 {
+		return fmt.Errorf("%w: bucket burst %d interval %v", store.ErrInvalid, burst, interval)
+	}
+	return nil
+}
+
+// Spend is the bucket update: given the stored TAT (or now for a missing
+// bucket), it returns the new TAT and whether a token was available.
+// Backends that update with one SQL statement use the same formula:
+// newTAT = max(tat, now) + interval, allowed iff newTAT - now <= burst*interval.
+func Spend(tat, now int64, burst int, interval time.Duration) (newTAT int64, ok bool) {
+	newTAT = max(tat, now) + int64(interval)
+	return newTAT, newTAT-now <= int64(burst)*int64(interval)
+}
+
+// RetryAfter is how long a refused caller waits for the next token of a
+// bucket whose TAT is tat.
+func RetryAfter(tat, now int64, burst int, interval time.Duration) time.Duration {
+	d := time.Duration(max(tat, now) + int64(interval) - now - int64(burst)*int64(interval))
+	return max(d, time.Nanosecond)
+}

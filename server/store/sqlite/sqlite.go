@@ -1,0 +1,380 @@
+// Package sqlite is the embedded storage backend of the Veil server: the
+// [store.Store] contract on one SQLite file through the pure-Go
+// github.com/ncruces/go-sqlite3 driver (no cgo).
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL: a method returns
+// only after its transaction is committed and the WAL is synced, so a
+// kill -9 (or power loss) at any moment loses nothing a caller was told
+// had been stored.
+//
+// # Writes: one writer, group commit
+//
+// SQLite has one writer at a time. Instead of letting connections contend
+// for the lock (and fail with SQLITE_BUSY), every write goes to a single
+// goroutine that owns the only writing connection. It runs the writes that
+// are waiting in one transaction, each inside its own SAVEPOINT, and
+// commits once: a failed write is rolled back to its savepoint and leaves
+// no trace, the others commit together, and every caller hears back only
+// after that commit. Under load this turns one fsync per write into one
+// fsync per batch. Reads go to a separate pool of query-only connections,
+// which WAL lets run beside the writer.
+//
+// # Schema
+//
+// Versioned migrations are embedded (migrations/*.sql) and applied in
+// order by [Open], each in its own transaction, recorded in
+// schema_migrations. docs/SCHEMA.md describes every column.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/ncruces/go-sqlite3/driver"
+
+	"github.com/veil-e2ee/veil/server/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Option changes how [Open] opens the database.
+type Option func(*config)
+
+type config struct {
+	readers  int
+	maxBatch int
+}
+
+// WithReaders sets the number of read connections (default 4).
+func WithReaders(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readers = n
+		}
+	}
+}
+
+// WithMaxBatch bounds how many writes share one commit (default 256);
+// 1 disables group commit.
+func WithMaxBatch(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxBatch = n
+		}
+	}
+}
+
+// Store is the SQLite implementation of [store.Store]. It is safe for
+// concurrent use; one process should open a given file at a time (a
+// second process would still be correct, but would wait on SQLite's
+// file lock).
+type Store struct {
+	w, r     *sql.DB
+	maxBatch int
+
+	reqs    chan *writeReq
+	quit    chan struct{}
+	stopped chan struct{}
+	closed  atomic.Bool
+	once    sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+// Open opens (creating if needed) the database file at path and brings
+// its schema up to date.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	cfg := config{readers: 4, maxBatch: 256}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	base := "file:" + strings.ReplaceAll(url.PathEscape(path), "%2F", "/") +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(full)&_pragma=foreign_keys(on)"
+	w, err := driver.Open(base + "&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: open: %v", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := driver.Open(base + "&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store/sqlite: open: %v", err)
+	}
+	r.SetMaxOpenConns(cfg.readers)
+	r.SetMaxIdleConns(cfg.readers)
+	r.SetConnMaxIdleTime(0)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store/sqlite: open: %v", err)
+	}
+	s := &Store{
+		w: w, r: r, maxBatch: cfg.maxBatch,
+		reqs:    make(chan *writeReq),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// migrate applies the embedded migrations that are not yet recorded, in
+// version order, each in one transaction with its record.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("store/sqlite: migrate: %v", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("store/sqlite: migrate: %v", err)
+	}
+	type mig struct {
+		version int
+		name    string
+	}
+	var list []mig
+	for _, f := range files {
+		name := path.Base(f)
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("store/sqlite: migration %s has no version prefix", name)
+		}
+		list = append(list, mig{v, name})
+	}
+	slices.SortFunc(list, func(a, b mig) int { return a.version - b.version })
+	for _, m := range list {
+		body, err := migrations.ReadFile("migrations/" + m.name)
+		if err != nil {
+			return fmt.Errorf("store/sqlite: migrate: %v", err)
+		}
+		if err := applyMigration(ctx, db, m.version, m.name, string(body)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, version int, name, body string) error {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: other openers wait
+	if err != nil {
+		return fmt.Errorf("store/sqlite: migrate %s: %v", name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return fmt.Errorf("store/sqlite: migrate %s: %v", name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return fmt.Errorf("store/sqlite: migrate %s: %v", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, unixepoch())`, version, name); err != nil {
+		return fmt.Errorf("store/sqlite: migrate %s: %v", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store/sqlite: migrate %s: %v", name, err)
+	}
+	return nil
+}
+
+// write runs fn in the writer goroutine's current transaction, inside a
+// savepoint, and returns after the transaction committed (or with fn's
+// error, after fn's changes were rolled back).
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("store/sqlite: %w", ctx.Err())
+	}
+	// Wait even if ctx ends now: the caller must learn whether its write
+	// committed. The writer stops fn's statements when ctx ends.
+	return <-r.done
+}
+
+func (s *Store) writer() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case r := <-s.reqs:
+			s.batch(r)
+		}
+	}
+}
+
+// batch runs first and whatever writes queue up behind it, up to
+// maxBatch, in one transaction.
+func (s *Store) batch(first *writeReq) {
+	var ran []*writeReq // committed together
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		first.done <- s.translate(first.ctx, err)
+		return
+	}
+	next := first
+	for next != nil {
+		if err := next.ctx.Err(); err != nil {
+			next.done <- fmt.Errorf("store/sqlite: %w", err)
+		} else if err := s.runOne(tx, next); err != nil {
+			next.done <- err
+		} else {
+			ran = append(ran, next)
+		}
+		next = nil
+		if len(ran) < s.maxBatch {
+			select {
+			case next = <-s.reqs:
+			default:
+			}
+		}
+	}
+	if len(ran) == 0 {
+		tx.Rollback()
+		return
+	}
+	err = tx.Commit()
+	if err != nil {
+		tx.Rollback()
+		err = s.translate(context.Background(), err)
+	}
+	for _, r := range ran {
+		r.done <- err
+	}
+}
+
+func (s *Store) runOne(tx *sql.Tx, r *writeReq) (err error) {
+	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+		return s.translate(r.ctx, err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Exec(`ROLLBACK TO w`)
+			tx.Exec(`RELEASE w`)
+			err = fmt.Errorf("store/sqlite: write panicked: %v", p)
+		}
+	}()
+	if ferr := r.fn(r.ctx, tx); ferr != nil {
+		if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
+			return s.translate(r.ctx, err)
+		}
+		if _, err := tx.Exec(`RELEASE w`); err != nil {
+			return s.translate(r.ctx, err)
+		}
+		return s.translate(r.ctx, ferr)
+	}
+	if _, err := tx.Exec(`RELEASE w`); err != nil {
+		return s.translate(r.ctx, err)
+	}
+	return nil
+}
+
+// translate turns any error into the store's own errors: the sentinels
+// of package store pass through, context errors are wrapped, and driver
+// errors become opaque text (never a driver type, never sql.ErrNoRows).
+func (s *Store) translate(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var mm *store.DeviceMismatchError
+	switch {
+	case errors.As(err, &mm),
+		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUsernameTaken),
+		errors.Is(err, store.ErrQueueFull), errors.Is(err, store.ErrDeviceLimit),
+		errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrInvalid):
+		return err
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound
+	case s.closed.Load():
+		return store.ErrClosed
+	case ctx.Err() != nil:
+		return fmt.Errorf("store/sqlite: %w", ctx.Err())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("store/sqlite: %w", err)
+	}
+	return fmt.Errorf("store/sqlite: %v", err)
+}
+
+// isUnique reports a UNIQUE or PRIMARY KEY constraint violation.
+func isUnique(err error) bool {
+	return errors.Is(err, sqlite3.CONSTRAINT_UNIQUE) || errors.Is(err, sqlite3.CONSTRAINT_PRIMARYKEY)
+}
+
+// reader returns the read pool, or ErrClosed.
+func (s *Store) reader() (*sql.DB, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	return s.r, nil
+}
+
+// Ping checks both connections answer.
+func (s *Store) Ping(ctx context.Context) error {
+	r, err := s.reader()
+	if err != nil {
+		return err
+	}
+	if err := r.PingContext(ctx); err != nil {
+		return s.translate(ctx, err)
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var one int
+		return tx.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+	})
+}
+
+// Close waits for the write in progress to commit, then closes the
+// database. Later calls of any method return store.ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.closed.Store(true)
+		close(s.quit)
+		<-s.stopped
+		err = errors.Join(s.w.Close(), s.r.Close())
+		if err != nil {
+			err = fmt.Errorf("store/sqlite: close: %v", err)
+		}
+	})
+	return err
+}

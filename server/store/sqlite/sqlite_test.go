@@ -1,0 +1,38 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/sqlite"
+	"github.com/veil-e2ee/veil/server/store/storetest"
+)
+
+// opener returns an open function for storetest.Run: one database file
+// per test, reopened when the same test asks again.
+func opener() func(t *testing.T) store.Store {
+	var mu sync.Mutex
+	paths := map[*testing.T]string{}
+	return func(t *testing.T) store.Store {
+		t.Helper()
+		mu.Lock()
+		p, ok := paths[t]
+		if !ok {
+			p = filepath.Join(t.TempDir(), "veil.db")
+			paths[t] = p
+		}
+		mu.Unlock()
+		s, err := sqlite.Open(t.Context(), p)
+		if err != nil {
+			t.Fatalf("sqlite.Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, opener())
+}
