@@ -50,12 +50,12 @@ func (p *Peer) CreateWith(device string, o CreateOptions) (Identity, error) {
 // Bundle is a device's public prekey bundle, in libsignal's serialized forms:
 // EC keys are 33 bytes (0x05 ‖ X25519), the Kyber key is 1,569 bytes
 // (0x08 ‖ Kyber1024 round 3), signatures are 64-byte XEdDSA over the
-// serialized key. PreKey is nil when the bundle has no one-time prekey.
+// serialized key. PreKey is empty when the bundle has no one-time prekey.
 type Bundle struct {
 	RegistrationID        uint32
 	DeviceID              uint32
 	IdentityKey           []byte
-	PreKeyID              uint32 // meaningful only when PreKey is set
+	PreKeyID              uint32 // meaningful only when PreKey is not empty
 	PreKey                []byte
 	SignedPreKeyID        uint32
 	SignedPreKey          []byte
@@ -87,7 +87,7 @@ func (b Bundle) MarshalJSON() ([]byte, error) {
 		SignedPreKeyID: b.SignedPreKeyID, SignedPreKey: b.SignedPreKey, SignedPreKeySignature: b.SignedPreKeySignature,
 		KyberPreKeyID: b.KyberPreKeyID, KyberPreKey: b.KyberPreKey, KyberPreKeySignature: b.KyberPreKeySignature,
 	}
-	if b.PreKey != nil {
+	if len(b.PreKey) > 0 {
 		id := b.PreKeyID
 		w.PreKeyID, w.PreKey = &id, b.PreKey
 	}
@@ -100,17 +100,16 @@ func (b *Bundle) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	if (w.PreKeyID == nil) != (w.PreKey == nil) {
+	if hasID, hasKey := w.PreKeyID != nil, len(w.PreKey) > 0; hasID != hasKey {
 		return fmt.Errorf("%w: bundle has only one of preKeyId and preKey", ErrProtocol)
 	}
 	*b = Bundle{
 		RegistrationID: w.RegistrationID, DeviceID: w.DeviceID, IdentityKey: w.IdentityKey,
-		PreKey:         w.PreKey,
 		SignedPreKeyID: w.SignedPreKeyID, SignedPreKey: w.SignedPreKey, SignedPreKeySignature: w.SignedPreKeySignature,
 		KyberPreKeyID: w.KyberPreKeyID, KyberPreKey: w.KyberPreKey, KyberPreKeySignature: w.KyberPreKeySignature,
 	}
 	if w.PreKeyID != nil {
-		b.PreKeyID = *w.PreKeyID
+		b.PreKeyID, b.PreKey = *w.PreKeyID, w.PreKey
 	}
 	return nil
 }

@@ -366,12 +366,8 @@ func decodeResponse(line []byte, wantID uint64, method string) (json.RawMessage,
 		Error  *string         `json:"error"`
 		Code   string          `json:"code"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	if err := dec.Decode(&r); err != nil {
+	if err := json.Unmarshal(line, &r); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrProtocol, method, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: %s: trailing data after the response", ErrProtocol, method)
 	}
 	if got := string(bytes.TrimSpace(r.ID)); got != strconv.FormatUint(wantID, 10) {
 		return nil, fmt.Errorf("%w: %s: response id %.40q, want %d", ErrProtocol, method, got, wantID)
@@ -383,8 +379,8 @@ func decodeResponse(line []byte, wantID uint64, method string) (json.RawMessage,
 		}
 		return nil, &PeerError{Method: method, Code: code, Message: *r.Error}
 	}
-	if len(r.Result) == 0 || string(r.Result) == "null" {
-		return nil, fmt.Errorf("%w: %s: response has neither result nor error", ErrProtocol, method)
+	if len(r.Result) == 0 || r.Result[0] != '{' {
+		return nil, fmt.Errorf("%w: %s: response has neither an error nor a result object", ErrProtocol, method)
 	}
 	return r.Result, nil
 }

@@ -171,7 +171,7 @@ func TestBundleFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nb.PreKey != nil || nb.PreKeyID != 0 || nbPriv.IdentityKey != nil {
+	if len(nb.PreKey) != 0 || nb.PreKeyID != 0 || nbPriv.IdentityKey != nil {
 		t.Errorf("bundle without prekey / export: preKey %x id %d, private %x", nb.PreKey, nb.PreKeyID, nbPriv.IdentityKey)
 	}
 }
