@@ -99,10 +99,10 @@ func TestWycheproofX25519(t *testing.T) {
 	var f struct {
 		TestGroups []struct {
 			Tests []struct {
-				TcID                   int
+				TcID                    int
 				Public, Private, Shared string
-				Result                 string
-				Flags                  []string
+				Result                  string
+				Flags                   []string
 			}
 		}
 	}
