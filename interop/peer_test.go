@@ -456,6 +456,10 @@ func TestIdentityChange(t *testing.T) {
 	if err := p.TrustIdentity("alice", "bob", 1, newBob.IdentityKey); err != nil {
 		t.Fatal(err)
 	}
+	// The old session now names an identity that is no longer trusted.
+	if _, err := p.Encrypt("alice", "bob", 1, []byte("old session")); !HasCode(err, CodeUntrustedIdentity) {
+		t.Errorf("encrypt on the old session: err = %v, want %s", err, CodeUntrustedIdentity)
+	}
 	pt, err := p.Decrypt("alice", "bob", 1, m)
 	if err != nil || string(pt) != "it's me" {
 		t.Fatalf("after trusting the new key: %q, %v", pt, err)
