@@ -1,0 +1,354 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/wake"
+)
+
+// WebSocket close codes the server uses besides the standard ones.
+const (
+	// CloseReplaced: the same device opened a newer connection.
+	CloseReplaced websocket.StatusCode = 4000
+	// CloseDeviceRemoved: the device was unlinked.
+	CloseDeviceRemoved websocket.StatusCode = 4001
+)
+
+// takeoverAll in a Signal's Takeover closes every connection of a device.
+const takeoverAll = ^uint64(0)
+
+// wsConn is one device connection registered on this node.
+type wsConn struct {
+	id       uint64
+	replaced chan struct{}
+}
+
+// Frames. Server → client: envelope, queue_empty. Client → server: ack.
+type wsFrame struct {
+	Type     string        `json:"type"`
+	Envelope *envelopeJSON `json:"envelope,omitempty"`
+}
+
+type wsAck struct {
+	Type string `json:"type"`
+	Seq  int64  `json:"seq"`
+}
+
+const maxClientFrame = 1024
+
+var errBadFrame = errors.New("server: bad websocket frame")
+
+// parseClientFrame decodes one client frame; only {"type":"ack","seq":N}
+// with N > 0 is valid.
+func parseClientFrame(b []byte) (int64, error) {
+	var a wsAck
+	if e := decodeStrict(b, &a); e != nil {
+		return 0, errBadFrame
+	}
+	if a.Type != "ack" || a.Seq < 1 {
+		return 0, errBadFrame
+	}
+	return a.Seq, nil
+}
+
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request, p principal) error {
+	if !isUpgrade(r) {
+		return errNotWebSocket
+	}
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return errUnavailable
+	}
+	s.wsWG.Add(1)
+	s.mu.Unlock()
+	defer s.wsWG.Done()
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		// Accept has answered the client already.
+		s.log.Debug("server: websocket accept failed", redactErr(err))
+		return nil
+	}
+	c.SetReadLimit(maxClientFrame)
+	s.m.wsConnections.Inc()
+	defer s.m.wsConnections.Dec()
+	s.serveWS(r.Context(), c, p)
+	return nil
+}
+
+func (s *Server) register(key wake.Key, wc *wsConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.conns[key]
+	if m == nil {
+		m = make(map[*wsConn]struct{})
+		s.conns[key] = m
+	}
+	for old := range m {
+		select {
+		case old.replaced <- struct{}{}:
+		default:
+		}
+	}
+	m[wc] = struct{}{}
+}
+
+func (s *Server) unregister(key wake.Key, wc *wsConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.conns[key]
+	delete(m, wc)
+	if len(m) == 0 {
+		delete(s.conns, key)
+	}
+}
+
+// serveWS pushes the device's queue and processes its acks until the
+// connection ends, is replaced, or the server shuts down.
+func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	key := s.keys.wakeKey(p.account, p.device)
+	wc := &wsConn{id: rand.Uint64() | 1, replaced: make(chan struct{}, 1)}
+	if wc.id == takeoverAll {
+		wc.id--
+	}
+	// Subscribe before the first read of the queue so no wake-up is lost.
+	wakeCh, unsub := s.waker.Subscribe(key)
+	defer unsub()
+	s.register(key, wc)
+	defer s.unregister(key, wc)
+	s.notify(wake.Signal{Key: key, Takeover: wc.id})
+
+	acks := make(chan int64, s.lim.MaxInFlight+16)
+	readErr := make(chan error, 1)
+	go func() {
+		defer cancel()
+		for {
+			typ, b, err := c.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			seq, perr := parseClientFrame(b)
+			if typ != websocket.MessageText || perr != nil {
+				readErr <- errBadFrame
+				return
+			}
+			select {
+			case acks <- seq:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	d := &delivery{s: s, c: c, p: p, inflight: make(map[int64]struct{}), latency: make(map[int64]int64)}
+	if depth, err := s.st.QueueDepth(ctx, p.account, p.device); err == nil {
+		s.m.queueDepth.Observe(float64(depth))
+	}
+	code, reason := d.run(ctx, wc, wakeCh, acks, readErr)
+	if code == -1 {
+		c.CloseNow()
+		return
+	}
+	_ = c.Close(code, reason)
+}
+
+// delivery is the state of one connection's push loop.
+type delivery struct {
+	s        *Server
+	c        *websocket.Conn
+	p        principal
+	cursor   int64              // highest seq pushed
+	inflight map[int64]struct{} // pushed, not yet acknowledged
+	latency  map[int64]int64    // seq → commit time (ns), for the histogram
+	rescan   bool               // look below cursor too (a wake for an older seq)
+	more     bool               // the last fetch was cut short by the in-flight bound
+	emptied  bool               // queue_empty sent
+}
+
+const maxLatencySamples = 4096
+
+func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signal, acks <-chan int64, readErr <-chan error) (websocket.StatusCode, string) {
+	s := d.s
+	ping := time.NewTicker(s.lim.PingInterval)
+	defer ping.Stop()
+	pingFailed := make(chan struct{}, 1)
+	need := true
+	for {
+		if need && len(d.inflight) < s.lim.MaxInFlight {
+			if err := d.fill(ctx); err != nil {
+				return d.stopCode(ctx, err)
+			}
+			need = d.more && len(d.inflight) < s.lim.MaxInFlight
+			if need {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return d.stopCode(ctx, ctx.Err())
+		case err := <-readErr:
+			if errors.Is(err, errBadFrame) {
+				return websocket.StatusPolicyViolation, "invalid frame: only {\"type\":\"ack\",\"seq\":N} text frames are accepted"
+			}
+			return -1, ""
+		case <-wc.replaced:
+			s.m.wsReplaced.Inc()
+			return CloseReplaced, "replaced by a newer connection of this device"
+		case <-pingFailed:
+			return -1, ""
+		case sig := <-wakeCh:
+			switch {
+			case sig.Takeover == takeoverAll:
+				return CloseDeviceRemoved, "device removed"
+			case sig.Takeover != 0:
+				if sig.Takeover != wc.id {
+					s.m.wsReplaced.Inc()
+					return CloseReplaced, "replaced by a newer connection of this device"
+				}
+			default:
+				if sig.Seq > 0 && sig.CommitUnixNano > 0 {
+					if len(d.latency) >= maxLatencySamples {
+						clear(d.latency) // samples for envelopes acked elsewhere
+					}
+					d.latency[sig.Seq] = sig.CommitUnixNano
+				}
+				if sig.Seq > 0 && sig.Seq <= d.cursor {
+					if _, pushed := d.inflight[sig.Seq]; !pushed {
+						d.rescan = true
+					}
+				}
+				need = true
+			}
+		case seq := <-acks:
+			if err := d.ack(ctx, seq); err != nil {
+				return d.stopCode(ctx, err)
+			}
+			// Take every ack already waiting before refilling.
+			for drained := false; !drained; {
+				select {
+				case seq := <-acks:
+					if err := d.ack(ctx, seq); err != nil {
+						return d.stopCode(ctx, err)
+					}
+				default:
+					drained = true
+				}
+			}
+			need = need || d.more
+		case <-ping.C:
+			// A periodic rescan bounds the delay of any lost wake-up.
+			d.rescan, need = true, true
+			go func() {
+				pctx, cancel := context.WithTimeout(ctx, s.lim.PingInterval)
+				defer cancel()
+				if err := d.c.Ping(pctx); err != nil && ctx.Err() == nil {
+					select {
+					case pingFailed <- struct{}{}:
+					default:
+					}
+				}
+			}()
+		}
+	}
+}
+
+func (d *delivery) stopCode(ctx context.Context, err error) (websocket.StatusCode, string) {
+	if d.s.baseCtx.Err() != nil {
+		return websocket.StatusGoingAway, "server shutting down"
+	}
+	if ctx.Err() != nil {
+		return -1, ""
+	}
+	if !errors.Is(err, store.ErrClosed) {
+		d.s.log.Error("server: websocket delivery failed", redactErr(err))
+	}
+	return websocket.StatusInternalError, "server error; reconnect later"
+}
+
+// fill pushes queued envelopes up to the in-flight bound.
+func (d *delivery) fill(ctx context.Context) error {
+	s := d.s
+	room := s.lim.MaxInFlight - len(d.inflight)
+	after := d.cursor
+	if d.rescan {
+		after = 0
+	}
+	d.rescan = false
+	// Skipped in-flight envelopes count against the fetch, so ask for them too.
+	limit := room
+	if after < d.cursor {
+		limit += len(d.inflight)
+	}
+	envs, err := s.st.Pending(ctx, d.p.account, d.p.device, after, limit)
+	if err != nil {
+		return err
+	}
+	pushed := 0
+	for _, e := range envs {
+		if _, ok := d.inflight[e.Seq]; ok {
+			continue
+		}
+		if pushed == room {
+			break
+		}
+		if err := d.write(ctx, wsFrame{Type: "envelope", Envelope: ptr(toEnvelopeJSON(e))}); err != nil {
+			return err
+		}
+		s.m.pushed.Inc()
+		d.inflight[e.Seq] = struct{}{}
+		d.cursor = max(d.cursor, e.Seq)
+		pushed++
+	}
+	d.more = len(envs) == limit
+	if !d.more && !d.emptied {
+		d.emptied = true
+		if err := d.write(ctx, wsFrame{Type: "queue_empty"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (d *delivery) write(ctx context.Context, f wsFrame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, d.s.lim.WriteTimeout)
+	defer cancel()
+	return d.c.Write(wctx, websocket.MessageText, b)
+}
+
+// ack deletes an acknowledged envelope. Acking a seq this connection did
+// not push is allowed (it may have been pushed on an earlier connection);
+// the store only ever touches this device's own queue.
+func (d *delivery) ack(ctx context.Context, seq int64) error {
+	if err := d.s.st.Ack(ctx, d.p.account, d.p.device, seq); err != nil {
+		return err
+	}
+	d.s.m.acked.Inc()
+	delete(d.inflight, seq)
+	if at, ok := d.latency[seq]; ok {
+		delete(d.latency, seq)
+		d.s.m.delivery.Observe(time.Since(time.Unix(0, at)).Seconds())
+	}
+	return nil
+}
