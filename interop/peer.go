@@ -89,7 +89,6 @@ type Peer struct {
 	stderr  tailBuffer
 
 	closeOnce sync.Once
-	killed    bool // set by Close before killing, read after exited
 }
 
 // Dir returns the interop directory (where package.json and peer.mjs live):
@@ -231,31 +230,31 @@ func (p *Peer) readLoop(stdout io.Reader) {
 }
 
 // Close kills the Node process and waits for it. It is safe to call more than
-// once; it reports an error only if the process had died on its own.
+// once. The first call reports an error (matching [ErrClosed], with stderr)
+// if the process had already died on its own, so a crash fails the test.
 func (p *Peer) Close() error {
+	var err error
 	p.closeOnce.Do(func() {
 		close(p.closing)
 		p.stdin.Close()
 		select {
 		case <-p.exited:
+			if p.waitErr != nil {
+				err = p.exitError()
+			}
 		default:
-			p.killed = true
 			p.cmd.Process.Kill()
 			<-p.exited
 		}
 	})
-	if p.killed || p.waitErr == nil {
-		return nil
-	}
-	return p.exitError()
+	return err
 }
 
 func (p *Peer) exitError() error {
-	msg := fmt.Sprintf("%v: node exited: %v", ErrClosed, p.waitErr)
 	if tail := p.stderr.String(); tail != "" {
-		msg += "; stderr: " + tail
+		return fmt.Errorf("%w: node exited: %v; stderr: %s", ErrClosed, p.waitErr, tail)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("%w: node exited: %v", ErrClosed, p.waitErr)
 }
 
 // Call sends one request and decodes its result into resp (which may be nil).

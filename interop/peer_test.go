@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdh"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // pair creates devices "alice" and "bob" and returns their identities.
@@ -562,5 +565,34 @@ func TestBench(t *testing.T) {
 		if err != nil || r <= 0 {
 			t.Errorf("Bench(%s) = %v, %v", op, r, err)
 		}
+	}
+}
+
+func TestProcessDeath(t *testing.T) {
+	p := Start(t)
+	p.stderr.Write([]byte("last words\n"))
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Version()
+	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "last words") {
+		t.Errorf("call to a dead peer: err = %v, want ErrClosed with stderr", err)
+	}
+	if err := p.Close(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Close of a crashed peer: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	p := Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := p.CallContext(ctx, "bench", map[string]any{"op": BenchAlternating, "n": 1_000_000, "size": 1024}, nil)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("slow call: err = %v, want ErrTimeout", err)
+	}
+	// The peer is unusable afterwards: its state is unknown.
+	if _, err := p.Version(); !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrClosed) {
+		t.Errorf("call after a timeout: err = %v, want ErrTimeout or ErrClosed", err)
 	}
 }
