@@ -29,6 +29,7 @@ import (
 	"crypto/ecdh"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding"
 	"errors"
 	"hash"
 	"sync"
@@ -146,10 +147,25 @@ type hmacState struct {
 	prk          [sha256.Size]byte
 	t            [sha256.Size]byte
 	scratch      [256]byte
+
+	// Saved keyed states, so that HKDF-Expand pays for the PRK's pad blocks once, not once
+	// per output block. Restoring a state costs less than half a SHA-256 block.
+	savedInner, savedOuter []byte
+}
+
+type stateHash interface {
+	hash.Hash
+	encoding.BinaryAppender
+	encoding.BinaryUnmarshaler
 }
 
 var hmacPool = sync.Pool{New: func() any {
-	return &hmacState{inner: sha256.New(), outer: sha256.New()}
+	return &hmacState{
+		inner:      sha256.New(),
+		outer:      sha256.New(),
+		savedInner: make([]byte, 0, 128),
+		savedOuter: make([]byte, 0, 128),
+	}
 }}
 
 func getHMAC(key []byte) *hmacState {
@@ -165,6 +181,8 @@ func (h *hmacState) put() {
 	clear(h.prk[:])
 	clear(h.t[:])
 	clear(h.scratch[:])
+	clear(h.savedInner[:cap(h.savedInner)])
+	clear(h.savedOuter[:cap(h.savedOuter)])
 	h.inner.Reset()
 	h.outer.Reset()
 	hmacPool.Put(h)
@@ -200,6 +218,18 @@ func (h *hmacState) setKey(key []byte) {
 	}
 	h.outer.Reset()
 	h.outer.Write(h.block[:])
+}
+
+// save records the freshly keyed state; restore goes back to it. The standard library's
+// SHA-256 always implements both interfaces, so the errors cannot happen.
+func (h *hmacState) save() {
+	h.savedInner, _ = h.inner.(stateHash).AppendBinary(h.savedInner[:0])
+	h.savedOuter, _ = h.outer.(stateHash).AppendBinary(h.savedOuter[:0])
+}
+
+func (h *hmacState) restore() {
+	_ = h.inner.(stateHash).UnmarshalBinary(h.savedInner)
+	_ = h.outer.(stateHash).UnmarshalBinary(h.savedOuter)
 }
 
 // finish leaves the tag in h.sum. The state must be keyed again before reuse.
@@ -245,9 +275,13 @@ func HKDF(out, secret, salt, info []byte) {
 	h.finish()
 	h.prk = h.sum
 	// Expand: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
+	h.setKey(h.prk[:])
+	if len(out) > sha256.Size {
+		h.save()
+	}
 	for done, i := 0, 0; done < len(out); i++ {
-		h.setKey(h.prk[:])
 		if i > 0 {
+			h.restore()
 			h.inner.Write(h.t[:])
 		}
 		h.write(info)
