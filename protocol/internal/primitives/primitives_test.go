@@ -161,8 +161,8 @@ func TestX25519(t *testing.T) {
 }
 
 func TestAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts are a measurement")
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts are a measurement; not under -short or -race")
 	}
 	key := make([]byte, 32)
 	var out [80]byte
