@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SeqNeverGoesBack", testSeqNeverGoesBack},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"ConcurrentDuplicate", testConcurrentDuplicate},
+		{"PendingNeverSkips", testPendingNeverSkips},
 		{"Sweep", testSweep},
 		{"TakeToken", testTakeToken},
 		{"TakeTokenSweep", testTakeTokenSweep},
@@ -1032,6 +1033,61 @@ func testConcurrentDuplicate(t *testing.T, open func(t *testing.T) store.Store) 
 	wg.Wait()
 	if stored != 1 || depth(t, s, bob, 1) != 1 {
 		t.Fatalf("%d concurrent sends of one message: %d stored, depth %d; want 1", n, stored, depth(t, s, bob, 1))
+	}
+}
+
+// testPendingNeverSkips reads a queue the way the delivery loop does,
+// paging with "after the last seq seen" while senders write: a smaller seq
+// committed after a larger one was read would be skipped forever.
+func testPendingNeverSkips(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	alice := mkAccount(t, s, 1, 0)
+	bob := mkAccount(t, s, 2, 0)
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, err := s.Deliver(context.Background(), send(g*each+i+1, alice, bob, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[[16]byte]bool{}
+	after := int64(0)
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		page, err := s.Pending(ctx(t), bob, 1, after, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if e.Seq <= after || seen[e.MessageID] {
+				t.Fatalf("envelope seq %d (after %d) seen twice or out of order", e.Seq, after)
+			}
+			seen[e.MessageID] = true
+			after = e.Seq
+			if err := s.Ack(ctx(t), bob, 1, e.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if finished && len(page) == 0 {
+			break
+		}
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("reader paging by seq got %d of %d envelopes: a smaller seq committed after a larger one was read", len(seen), writers*each)
+	}
+	if n := depth(t, s, bob, 1); n != 0 {
+		t.Fatalf("%d envelopes left behind the reader", n)
 	}
 }
 
