@@ -16,6 +16,13 @@
 // salt means 32 zero bytes; PKCS#7 is checked in constant time) and turns every failure into a
 // package sentinel error.
 //
+// # Secrets and memory
+//
+// The pooled HMAC states are cleared before they return to the pool, and [DecryptCBC] clears
+// the plaintext it wrote when the padding is bad. Inputs reach SHA-256 through a scratch buffer,
+// so callers may keep keys in stack arrays without them escaping to the heap. This is hygiene,
+// not a promise of erasure: Go may have copied a value elsewhere.
+//
 // # Errors
 //
 // [DecryptCBC] reports every kind of bad ciphertext as [ErrDecrypt] and nothing more, so that a
@@ -104,7 +111,8 @@ func EncryptCBC(dst, key, iv, plaintext []byte) ([]byte, error) {
 // DecryptCBC decrypts ciphertext with AES-CBC and appends the unpadded plaintext to dst.
 // The padding is checked in constant time; an empty ciphertext, one that is not a whole number
 // of blocks or one with bad padding all give [ErrDecrypt], and nothing is appended (bytes
-// written into dst's spare capacity are cleared). CBC is not authenticated: callers must check
+// written into dst's spare capacity are cleared; when decrypting in place, that is the
+// ciphertext's buffer). CBC is not authenticated: callers must check
 // a MAC over the ciphertext first, as the Signal protocol does.
 //
 // dst and ciphertext may overlap only if dst[len(dst):] starts exactly at ciphertext[0].
