@@ -3,11 +3,17 @@ package protocol_test
 import (
 	"context"
 	"crypto/rand"
-	"testing"
 	"time"
 
 	"github.com/veil-e2ee/veil/protocol"
 )
+
+// tb is what the helpers need of *testing.T, *testing.B and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
 
 // device is one test party: its store, cipher and a way to mint bundles.
 type device struct {
@@ -19,7 +25,7 @@ type device struct {
 	nextID uint32
 }
 
-func newDevice(t testing.TB, name string) *device {
+func newDevice(t tb, name string) *device {
 	t.Helper()
 	id, err := protocol.GenerateIdentityKeyPair(rand.Reader)
 	if err != nil {
@@ -35,7 +41,7 @@ func newDevice(t testing.TB, name string) *device {
 
 // bundle makes fresh prekeys, stores their private halves and returns the
 // public bundle.
-func (d *device) bundle(t testing.TB, withPreKey bool) *protocol.PreKeyBundle {
+func (d *device) bundle(t tb, withPreKey bool) *protocol.PreKeyBundle {
 	t.Helper()
 	ctx := context.Background()
 	id := d.nextID
@@ -66,7 +72,7 @@ func (d *device) bundle(t testing.TB, withPreKey bool) *protocol.PreKeyBundle {
 	return b
 }
 
-func mustEncrypt(t testing.TB, from, to *device, msg string) protocol.CiphertextMessage {
+func mustEncrypt(t tb, from, to *device, msg string) protocol.CiphertextMessage {
 	t.Helper()
 	ct, err := from.cipher.Encrypt(context.Background(), to.addr, []byte(msg))
 	if err != nil {
@@ -75,7 +81,7 @@ func mustEncrypt(t testing.TB, from, to *device, msg string) protocol.Ciphertext
 	return ct
 }
 
-func mustDecrypt(t testing.TB, at, from *device, ct protocol.CiphertextMessage, want string) {
+func mustDecrypt(t tb, at, from *device, ct protocol.CiphertextMessage, want string) {
 	t.Helper()
 	pt, err := at.cipher.Decrypt(context.Background(), from.addr, ct)
 	if err != nil {

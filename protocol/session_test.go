@@ -9,7 +9,7 @@ import (
 	"github.com/veil-e2ee/veil/protocol"
 )
 
-func setup(t testing.TB, withPreKey bool) (alice, bob *device) {
+func setup(t tb, withPreKey bool) (alice, bob *device) {
 	t.Helper()
 	alice, bob = newDevice(t, "alice"), newDevice(t, "bob")
 	if err := alice.cipher.ProcessPreKeyBundle(context.Background(), bob.addr, bob.bundle(t, withPreKey)); err != nil {
