@@ -246,3 +246,30 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// FuzzSignVerify: any private key bytes, message and randomness give a signature that
+// verifies under the key's X25519 public key, and not under a different message.
+func FuzzSignVerify(f *testing.F) {
+	priv, _, msg, _ := libsignalVector(f)
+	f.Add(priv[:], msg, make([]byte, 64))
+	f.Add(make([]byte, 32), []byte{}, bytes.Repeat([]byte{0xFF}, 64))
+	f.Fuzz(func(t *testing.T, privBytes, msg, random []byte) {
+		var p [32]byte
+		var z [64]byte
+		copy(p[:], privBytes)
+		copy(z[:], random)
+		k, err := ecdh.X25519().NewPrivateKey(p[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pub [32]byte
+		copy(pub[:], k.PublicKey().Bytes())
+		sig := Sign(&p, msg, &z)
+		if !Verify(&pub, msg, &sig) {
+			t.Fatalf("signature by %x does not verify", p)
+		}
+		if Verify(&pub, append(bytes.Clone(msg), 1), &sig) {
+			t.Fatal("signature verifies for another message")
+		}
+	})
+}
