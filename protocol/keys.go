@@ -231,6 +231,9 @@ func ParseKEMPrivateKey(b []byte) (KEMPrivateKey, error) {
 
 // Bytes returns the serialized private key. It must be kept secret.
 func (k KEMPrivateKey) Bytes() []byte {
+	if k.k == nil {
+		return nil
+	}
 	b := make([]byte, KEMPrivateKeySize)
 	b[0] = keyTypeKyber1024
 	k.k.Pack(b[1:])
