@@ -24,6 +24,13 @@
 // address is accepted, a different one later is reported as untrusted (error
 // code [CodeUntrustedIdentity]) until [Peer.TrustIdentity] accepts it.
 //
+// # What it covers
+//
+// 1:1 sessions (PQXDH bundles, Signal and PreKey messages), safety numbers,
+// XEdDSA signatures, sender keys (groups), and sealed sender v1 and v2 with
+// certificates issued by the peer. [Peer.Bench] measures libsignal against
+// itself, for comparison with Veil's own benchmarks.
+//
 // # Errors
 //
 // A failure inside libsignal comes back as a [*PeerError] carrying libsignal's

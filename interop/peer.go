@@ -52,6 +52,9 @@ const (
 	CodeDuplicatedMessage = "DuplicatedMessage"
 	CodeUntrustedIdentity = "UntrustedIdentity"
 	CodeInvalidSession    = "InvalidSession"
+	// CodeSealedSenderSelfSend: a sealed message whose certificate names the
+	// recipient itself.
+	CodeSealedSenderSelfSend = "SealedSenderSelfSend"
 )
 
 // PeerError is a request the Node peer answered with an error.

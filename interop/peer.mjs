@@ -12,6 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import * as SignalClient from '@signalapp/libsignal-client';
+// Not re-exported by the package's index; the package has no "exports" map.
+import SealedSenderMultiRecipientMessage from '@signalapp/libsignal-client/dist/SealedSenderMultiRecipientMessage.js';
 
 const {
   CiphertextMessageType,
@@ -31,12 +33,19 @@ const {
   ProtocolAddress,
   PublicKey,
   ScannableFingerprint,
+  SenderCertificate,
+  SenderKeyDistributionMessage,
+  SenderKeyRecord,
+  SenderKeyStore,
+  ServerCertificate,
   SessionRecord,
   SessionStore,
   SignalMessage,
   SignedPreKeyRecord,
   SignedPreKeyStore,
+  UnidentifiedSenderMessageContent,
 } = SignalClient;
+
 
 // ---------------------------------------------------------------------------
 // Stores. Sessions are kept serialized, as a persistent store would, so that a
@@ -157,6 +166,17 @@ class MemoryKyberPreKeyStore extends KyberPreKeyStore {
   }
 }
 
+class MemorySenderKeyStore extends SenderKeyStore {
+  #records = new Map();
+  async saveSenderKey(sender, distributionId, record) {
+    this.#records.set(JSON.stringify([sender.name(), sender.deviceId(), distributionId]), record.serialize());
+  }
+  async getSenderKey(sender, distributionId) {
+    const raw = this.#records.get(JSON.stringify([sender.name(), sender.deviceId(), distributionId]));
+    return raw === undefined ? null : SenderKeyRecord.deserialize(raw);
+  }
+}
+
 class Device {
   constructor(pair, registrationId) {
     this.pair = pair;
@@ -166,6 +186,7 @@ class Device {
     this.preKeys = new MemoryPreKeyStore();
     this.signedPreKeys = new MemorySignedPreKeyStore();
     this.kyberPreKeys = new MemoryKyberPreKeyStore();
+    this.senderKeys = new MemorySenderKeyStore();
   }
 
   // Generates and stores the private halves, returns the public bundle (as
@@ -624,6 +645,141 @@ const methods = {
   async verify(req) {
     const key = PublicKey.deserialize(unb64(req.publicKey, 'publicKey'));
     return { valid: key.verify(unb64(req.message, 'message'), unb64(req.signature, 'signature')) };
+  },
+
+  // --- Sender keys (groups). `name`/`deviceId` are the sender's address:
+  // the device's own for group_distribution and group_encrypt, the remote
+  // sender's for group_process_distribution and group_decrypt.
+
+  async group_distribution(req) {
+    const d = device(req);
+    const m = await SenderKeyDistributionMessage.create(remote(req), str(req.distributionId, 'distributionId'), d.senderKeys);
+    return { message: b64(m.serialize()) };
+  },
+
+  async group_process_distribution(req) {
+    const d = device(req);
+    const m = SenderKeyDistributionMessage.deserialize(unb64(req.message, 'message'));
+    await SignalClient.processSenderKeyDistributionMessage(remote(req), m, d.senderKeys);
+    return { distributionId: m.distributionId() };
+  },
+
+  async group_encrypt(req) {
+    const d = device(req);
+    const m = await SignalClient.groupEncrypt(
+      remote(req), str(req.distributionId, 'distributionId'), d.senderKeys, unb64(req.plaintext, 'plaintext'));
+    return { type: m.type(), body: b64(m.serialize()) };
+  },
+
+  async group_decrypt(req) {
+    const d = device(req);
+    const pt = await SignalClient.groupDecrypt(remote(req), d.senderKeys, unb64(req.body, 'body'));
+    return { plaintext: b64(pt) };
+  },
+
+  // --- Sealed sender. Certificates are issued here from a trust root and a
+  // server key, either given (32-byte private keys) or generated.
+
+  async sender_certificate(req) {
+    const trustRoot = req.trustRootPrivate === undefined
+      ? PrivateKey.generate() : PrivateKey.deserialize(unb64(req.trustRootPrivate, 'trustRootPrivate'));
+    const serverKey = req.serverPrivate === undefined
+      ? PrivateKey.generate() : PrivateKey.deserialize(unb64(req.serverPrivate, 'serverPrivate'));
+    const serverCert = ServerCertificate.new(u32(req.serverKeyId ?? 1, 'serverKeyId'), serverKey.getPublicKey(), trustRoot);
+    if (!Number.isSafeInteger(req.expiration) || req.expiration < 0) {
+      throw new RequestError('expiration: want milliseconds since the epoch');
+    }
+    const cert = SenderCertificate.new(
+      str(req.senderUuid, 'senderUuid'),
+      req.senderE164 ?? null,
+      u32(req.senderDeviceId, 'senderDeviceId'),
+      PublicKey.deserialize(unb64(req.senderKey, 'senderKey')),
+      req.expiration,
+      serverCert,
+      serverKey,
+    );
+    return {
+      certificate: b64(cert.serialize()),
+      serverCertificate: b64(serverCert.serialize()),
+      trustRoot: b64(trustRoot.getPublicKey().serialize()),
+      trustRootPrivate: b64(trustRoot.serialize()),
+      serverPrivate: b64(serverKey.serialize()),
+    };
+  },
+
+  // Sealed sender v1 around a 1:1 Signal message.
+  async sealed_encrypt(req) {
+    const d = device(req);
+    const cert = SenderCertificate.deserialize(unb64(req.senderCertificate, 'senderCertificate'));
+    const body = await SignalClient.sealedSenderEncryptMessage(
+      unb64(req.plaintext, 'plaintext'), remote(req), cert, d.sessions, d.identities);
+    return { body: b64(body) };
+  },
+
+  // Sealed sender v2 (multi-recipient) around a sender-key message; returns
+  // the message as sent to the server.
+  async sealed_encrypt_multi(req) {
+    const d = device(req);
+    const cert = SenderCertificate.deserialize(unb64(req.senderCertificate, 'senderCertificate'));
+    if (!Array.isArray(req.recipients) || req.recipients.length === 0) {
+      throw new RequestError('recipients: want a non-empty array');
+    }
+    const recipients = req.recipients.map((r, i) =>
+      ProtocolAddress.new(str(r?.name, `recipients[${i}].name`), u32(r?.deviceId, `recipients[${i}].deviceId`)));
+    const inner = await SignalClient.groupEncrypt(
+      remote(req), str(req.distributionId, 'distributionId'), d.senderKeys, unb64(req.plaintext, 'plaintext'));
+    const groupId = optB64(req.groupId, 'groupId') ?? null;
+    const content = UnidentifiedSenderMessageContent.new(inner, cert, u32(req.contentHint ?? 0, 'contentHint'), groupId);
+    const body = await SignalClient.sealedSenderMultiRecipientEncrypt(content, recipients, d.identities, d.sessions);
+    return { body: b64(body) };
+  },
+
+  // What the server does with a v2 message: one message per recipient.
+  async sealed_multi_split(req) {
+    const m = new SealedSenderMultiRecipientMessage(unb64(req.body, 'body'));
+    const out = {};
+    for (const [serviceId, r] of Object.entries(m.recipientsByServiceIdString())) {
+      out[serviceId] = { deviceIds: r.deviceIds, registrationIds: r.registrationIds, body: b64(m.messageForRecipient(r)) };
+    }
+    return { recipients: out };
+  },
+
+  async sealed_decrypt(req) {
+    const d = device(req);
+    if (!Number.isSafeInteger(req.timestamp) || req.timestamp < 0) {
+      throw new RequestError('timestamp: want milliseconds since the epoch');
+    }
+    const r = await SignalClient.sealedSenderDecryptMessage(
+      unb64(req.body, 'body'),
+      PublicKey.deserialize(unb64(req.trustRoot, 'trustRoot')),
+      req.timestamp,
+      req.localE164 ?? null,
+      str(req.localUuid, 'localUuid'),
+      u32(req.localDeviceId, 'localDeviceId'),
+      d.sessions, d.identities, d.preKeys, d.signedPreKeys, d.kyberPreKeys,
+    );
+    const out = { plaintext: b64(r.message()), senderUuid: r.senderUuid(), senderDeviceId: r.deviceId() };
+    if (r.senderE164() !== null) out.senderE164 = r.senderE164();
+    return out;
+  },
+
+  // The outer layer only (v1 or v2): sender certificate and inner message,
+  // for inner messages sealed_decrypt does not handle (sender-key messages).
+  async sealed_decrypt_to_usmc(req) {
+    const d = device(req);
+    const u = await SignalClient.sealedSenderDecryptToUsmc(unb64(req.body, 'body'), d.identities);
+    const cert = u.senderCertificate();
+    const out = {
+      msgType: u.msgType(),
+      contents: b64(u.contents()),
+      contentHint: u.contentHint(),
+      senderCertificate: b64(cert.serialize()),
+      senderUuid: cert.senderUuid(),
+      senderDeviceId: cert.senderDeviceId(),
+    };
+    const g = u.groupId();
+    if (g !== null) out.groupId = b64(g);
+    return out;
   },
 
   async version() {
