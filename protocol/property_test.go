@@ -20,8 +20,8 @@ type flight struct {
 	ct        protocol.CiphertextMessage
 	pt        string
 	ratchet   string // the sender's ratchet key (identifies its chain)
-	delivered bool // decrypted by the recipient
-	lost      bool // dropped by the network, or undecryptable by design
+	delivered bool   // decrypted by the recipient
+	lost      bool   // dropped by the network, or undecryptable by design
 }
 
 // party is one side of the property test plus the model of what it has
