@@ -61,6 +61,13 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultMaxConns is the pool size when the DSN sets no pool_max_conns.
+// pgx's own default (the number of CPUs, at least 4) is too small for a
+// server: a send holds its connection through a commit's WAL flush, and
+// concurrent commits share one flush only if they run on separate
+// connections.
+const DefaultMaxConns = 32
+
 // Open connects to the database named by dsn (a postgres:// URL or
 // key=value string; pool settings such as pool_max_conns are accepted)
 // and brings its schema up to date. The schema lives in the connection's
@@ -70,6 +77,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		// The DSN may hold a password: do not echo it.
 		return nil, fmt.Errorf("store/postgres: invalid connection string")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

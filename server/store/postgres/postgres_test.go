@@ -38,3 +38,14 @@ func opener() func(t *testing.T) store.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, opener())
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := postgres.Open(b.Context(), pgtest.DSN(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}

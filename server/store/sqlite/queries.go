@@ -25,7 +25,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) (store.Ac
 		return store.Account{}, fmt.Errorf("%w: identity key and credential hash are required", store.ErrInvalid)
 	}
 	day := rules.Day(a.Now)
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, username, identity_key, created_day, next_device_id) VALUES (?, ?, ?, ?, 2)`,
 			a.ID[:], a.Username, a.IdentityKey, day)
 		if isUnique(err) {
@@ -56,13 +56,13 @@ func clone(b []byte) []byte {
 	return append([]byte{}, b...)
 }
 
-func insertDevice(ctx context.Context, tx *sql.Tx, acc store.AccountID, id, reg uint32, cred []byte, day int64) error {
+func insertDevice(ctx context.Context, tx *wtx, acc store.AccountID, id, reg uint32, cred []byte, day int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO devices (account_id, device_id, registration_id, credential_hash, created_day, last_seen_day) VALUES (?, ?, ?, ?, ?, ?)`,
 		acc[:], id, reg, cred, day, day)
 	return err
 }
 
-func storePreKeys(ctx context.Context, tx *sql.Tx, acc store.AccountID, dev uint32, up *store.PreKeyUpload) error {
+func storePreKeys(ctx context.Context, tx *wtx, acc store.AccountID, dev uint32, up *store.PreKeyUpload) error {
 	for kind, k := range map[int]*store.SignedPreKey{kindEC: up.SignedPreKey, kindKEM: up.LastResortKEM} {
 		if k == nil {
 			continue
@@ -108,7 +108,7 @@ func (s *Store) Account(ctx context.Context, id store.AccountID) (store.Account,
 	if err != nil {
 		return store.Account{}, err
 	}
-	a, err := scanAccount(r.QueryRowContext(ctx, `SELECT id, username, identity_key, created_day FROM accounts WHERE id = ?`, id[:]))
+	a, err := scanAccount(r.queryRow(ctx, `SELECT id, username, identity_key, created_day FROM accounts WHERE id = ?`, id[:]))
 	return a, s.translate(ctx, err)
 }
 
@@ -118,7 +118,7 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (store.A
 	if err != nil {
 		return store.Account{}, err
 	}
-	a, err := scanAccount(r.QueryRowContext(ctx, `SELECT id, username, identity_key, created_day FROM accounts WHERE username = ?`, username))
+	a, err := scanAccount(r.queryRow(ctx, `SELECT id, username, identity_key, created_day FROM accounts WHERE username = ?`, username))
 	return a, s.translate(ctx, err)
 }
 
@@ -142,7 +142,7 @@ func (s *Store) Device(ctx context.Context, account store.AccountID, deviceID ui
 	if err != nil {
 		return store.Device{}, err
 	}
-	d, err := scanDevice(r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID))
+	d, err := scanDevice(r.queryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID))
 	return d, s.translate(ctx, err)
 }
 
@@ -152,7 +152,7 @@ func (s *Store) Devices(ctx context.Context, account store.AccountID) ([]store.D
 	if err != nil {
 		return nil, err
 	}
-	rows, err := r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? ORDER BY device_id`, account[:])
+	rows, err := r.query(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = ? ORDER BY device_id`, account[:])
 	if err != nil {
 		return nil, s.translate(ctx, err)
 	}
@@ -177,13 +177,13 @@ func (s *Store) TouchDevice(ctx context.Context, account store.AccountID, device
 		return err
 	}
 	var seen int64
-	if err := r.QueryRowContext(ctx, `SELECT last_seen_day FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID).Scan(&seen); err != nil {
+	if err := r.queryRow(ctx, `SELECT last_seen_day FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID).Scan(&seen); err != nil {
 		return s.translate(ctx, err)
 	}
 	if seen >= day {
 		return nil
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_day = max(last_seen_day, ?) WHERE account_id = ? AND device_id = ?`, day, account[:], deviceID)
 		return mustAffect(res, err)
 	})
@@ -214,7 +214,7 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 	}
 	day := rules.Day(d.Now)
 	var id uint32
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `UPDATE accounts SET next_device_id = next_device_id + 1 WHERE id = ? RETURNING next_device_id - 1`, account[:]).Scan(&id); err != nil {
 			return err
@@ -240,7 +240,7 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 // RemoveDevice implements [store.Store]; foreign keys cascade the
 // deletion to the device's prekeys and envelopes.
 func (s *Store) RemoveDevice(ctx context.Context, account store.AccountID, deviceID uint32) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID)
 		return mustAffect(res, err)
 	})
@@ -259,7 +259,7 @@ func (s *Store) StorePreKeys(ctx context.Context, account store.AccountID, devic
 	if err := rules.ValidateUpload(&up, false); err != nil {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		if err := deviceExists(ctx, tx, account, deviceID); err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func (s *Store) PreKeyCounts(ctx context.Context, account store.AccountID, devic
 		return store.PreKeyCounts{}, err
 	}
 	var c store.PreKeyCounts
-	err = r.QueryRowContext(ctx, `SELECT
+	err = r.queryRow(ctx, `SELECT
 		(SELECT count(*) FROM one_time_prekeys WHERE account_id = d.account_id AND device_id = d.device_id AND kind = 1),
 		(SELECT count(*) FROM one_time_prekeys WHERE account_id = d.account_id AND device_id = d.device_id AND kind = 2)
 		FROM devices d WHERE d.account_id = ? AND d.device_id = ?`, account[:], deviceID).Scan(&c.EC, &c.KEM)
@@ -285,7 +285,7 @@ func (s *Store) PreKeyCounts(ctx context.Context, account store.AccountID, devic
 // one-time key is deleted by exactly one caller.
 func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, deviceID uint32) ([]store.Bundle, error) {
 	var out []store.Bundle
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		out = out[:0]
 		q := `SELECT device_id, registration_id FROM devices WHERE account_id = ? ORDER BY device_id`
 		args := []any{account[:]}
@@ -358,7 +358,7 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
-func queryDevices(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]rules.DeviceReg, error) {
+func queryDevices(ctx context.Context, tx *wtx, q string, args ...any) ([]rules.DeviceReg, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -385,7 +385,7 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 	key := rules.DedupKey(snd.Recipient, snd.MessageID)
 	minute := rules.Minute(snd.Now)
 	var res store.SendResult
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res = store.SendResult{}
 		var dup bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = ?)
@@ -459,7 +459,7 @@ func (s *Store) Pending(ctx context.Context, account store.AccountID, deviceID u
 	if limit <= 0 {
 		return nil, fmt.Errorf("%w: limit %d", store.ErrInvalid, limit)
 	}
-	rows, err := r.QueryContext(ctx, `SELECT seq, message_id, type, sender_id, sender_device, received_minute, content FROM envelopes
+	rows, err := r.query(ctx, `SELECT seq, message_id, type, sender_id, sender_device, received_minute, content FROM envelopes
 		WHERE account_id = ? AND device_id = ? AND seq > ? ORDER BY seq LIMIT ?`, account[:], deviceID, after, limit)
 	if err != nil {
 		return nil, s.translate(ctx, err)
@@ -485,7 +485,7 @@ func (s *Store) Pending(ctx context.Context, account store.AccountID, deviceID u
 
 // Ack implements [store.Store].
 func (s *Store) Ack(ctx context.Context, account store.AccountID, deviceID uint32, seq int64) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE account_id = ? AND device_id = ? AND seq = ?`, account[:], deviceID, seq)
 		return err
 	})
@@ -498,14 +498,14 @@ func (s *Store) QueueDepth(ctx context.Context, account store.AccountID, deviceI
 		return 0, err
 	}
 	var n int
-	err = r.QueryRowContext(ctx, `SELECT count(*) FROM envelopes WHERE account_id = ? AND device_id = ?`, account[:], deviceID).Scan(&n)
+	err = r.queryRow(ctx, `SELECT count(*) FROM envelopes WHERE account_id = ? AND device_id = ?`, account[:], deviceID).Scan(&n)
 	return n, s.translate(ctx, err)
 }
 
 // Sweep implements [store.Store].
 func (s *Store) Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE received_minute < ?`, envelopeCutoff.Unix())
 		if err != nil {
 			return err
@@ -534,7 +534,7 @@ func (s *Store) TakeToken(ctx context.Context, key []byte, burst int, interval t
 	ns, iv, limit := now.UnixNano(), int64(interval), int64(burst)*int64(interval)
 	var ok bool
 	var retry time.Duration
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var tat int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO rate_limits (key, tat) VALUES (?1, ?2 + ?3)
 			ON CONFLICT (key) DO UPDATE SET tat = max(tat, ?2) + ?3 WHERE max(tat, ?2) + ?3 - ?2 <= ?4

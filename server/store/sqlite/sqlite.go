@@ -84,8 +84,16 @@ func WithMaxBatch(n int) Option {
 // second process would still be correct, but would wait on SQLite's
 // file lock).
 type Store struct {
-	w, r     *sql.DB
+	w        *sql.DB
+	r        *rdb
 	maxBatch int
+
+	// wprep holds the writer's prepared statements. Only the writer
+	// goroutine touches it: a statement first seen inside a batch runs
+	// unprepared and is prepared after the batch, when the single
+	// connection is free again.
+	wprep     map[string]*sql.Stmt
+	toPrepare map[string]struct{}
 
 	reqs    chan *writeReq
 	quit    chan struct{}
@@ -98,7 +106,7 @@ var _ store.Store = (*Store)(nil)
 
 type writeReq struct {
 	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
+	fn   func(ctx context.Context, tx *wtx) error
 	done chan error
 }
 
@@ -139,7 +147,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store/sqlite: open: %v", err)
 	}
 	s := &Store{
-		w: w, r: r, maxBatch: cfg.maxBatch,
+		w: w, r: &rdb{db: r}, maxBatch: cfg.maxBatch,
+		wprep: map[string]*sql.Stmt{}, toPrepare: map[string]struct{}{},
 		reqs:    make(chan *writeReq),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -216,7 +225,7 @@ func applyMigration(ctx context.Context, db *sql.DB, version int, name, body str
 // write runs fn in the writer goroutine's current transaction, inside a
 // savepoint, and returns after the transaction committed (or with fn's
 // error, after fn's changes were rolled back).
-func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *wtx) error) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
@@ -249,11 +258,13 @@ func (s *Store) writer() {
 // maxBatch, in one transaction.
 func (s *Store) batch(first *writeReq) {
 	var ran []*writeReq // committed together
-	tx, err := s.w.BeginTx(context.Background(), nil)
+	defer s.prepareNew()
+	sqltx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		first.done <- s.translate(first.ctx, err)
 		return
 	}
+	tx := &wtx{tx: sqltx, s: s}
 	next := first
 	for next != nil {
 		if err := next.ctx.Err(); err != nil {
@@ -272,12 +283,12 @@ func (s *Store) batch(first *writeReq) {
 		}
 	}
 	if len(ran) == 0 {
-		tx.Rollback()
+		sqltx.Rollback()
 		return
 	}
-	err = tx.Commit()
+	err = sqltx.Commit()
 	if err != nil {
-		tx.Rollback()
+		sqltx.Rollback()
 		err = s.translate(context.Background(), err)
 	}
 	for _, r := range ran {
@@ -285,30 +296,130 @@ func (s *Store) batch(first *writeReq) {
 	}
 }
 
-func (s *Store) runOne(tx *sql.Tx, r *writeReq) (err error) {
-	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+func (s *Store) runOne(tx *wtx, r *writeReq) (err error) {
+	bg := context.Background()
+	if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
 		return s.translate(r.ctx, err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			tx.Exec(`ROLLBACK TO w`)
-			tx.Exec(`RELEASE w`)
+			tx.ExecContext(bg, `ROLLBACK TO w`)
+			tx.ExecContext(bg, `RELEASE w`)
 			err = fmt.Errorf("store/sqlite: write panicked: %v", p)
 		}
 	}()
 	if ferr := r.fn(r.ctx, tx); ferr != nil {
-		if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
+		if _, err := tx.ExecContext(bg, `ROLLBACK TO w`); err != nil {
 			return s.translate(r.ctx, err)
 		}
-		if _, err := tx.Exec(`RELEASE w`); err != nil {
+		if _, err := tx.ExecContext(bg, `RELEASE w`); err != nil {
 			return s.translate(r.ctx, err)
 		}
 		return s.translate(r.ctx, ferr)
 	}
-	if _, err := tx.Exec(`RELEASE w`); err != nil {
+	if _, err := tx.ExecContext(bg, `RELEASE w`); err != nil {
 		return s.translate(r.ctx, err)
 	}
 	return nil
+}
+
+// prepareNew prepares the statements the last batch ran unprepared.
+// Preparation is an optimisation: a statement that fails to prepare
+// simply keeps running unprepared.
+func (s *Store) prepareNew() {
+	for q := range s.toPrepare {
+		delete(s.toPrepare, q)
+		if st, err := s.w.PrepareContext(context.Background(), q); err == nil {
+			s.wprep[q] = st
+		}
+	}
+}
+
+// wtx is the writer's transaction; it runs prepared statements when it
+// has them. Only the writer goroutine uses it.
+type wtx struct {
+	tx *sql.Tx
+	s  *Store
+}
+
+func (t *wtx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st, ok := t.s.wprep[q]; ok {
+		return t.tx.StmtContext(ctx, st)
+	}
+	t.s.toPrepare[q] = struct{}{}
+	return nil
+}
+
+func (t *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+func (t *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+// rdb is the read pool; it prepares each query once (database/sql then
+// keeps it prepared on every connection that runs it).
+type rdb struct {
+	db   *sql.DB
+	prep sync.Map // query string -> *sql.Stmt
+}
+
+func (r *rdb) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := r.prep.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := r.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := r.prep.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (r *rdb) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// row is a *sql.Row or a preparation error, scanned the same way.
+type row struct {
+	r   *sql.Row
+	err error
+}
+
+func (w row) Scan(dest ...any) error {
+	if w.err != nil {
+		return w.err
+	}
+	return w.r.Scan(dest...)
+}
+
+func (r *rdb) queryRow(ctx context.Context, q string, args ...any) row {
+	st, err := r.stmt(ctx, q)
+	if err != nil {
+		return row{err: err}
+	}
+	return row{r: st.QueryRowContext(ctx, args...)}
 }
 
 // translate turns any error into the store's own errors: the sentinels
@@ -343,7 +454,7 @@ func isUnique(err error) bool {
 }
 
 // reader returns the read pool, or ErrClosed.
-func (s *Store) reader() (*sql.DB, error) {
+func (s *Store) reader() (*rdb, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
@@ -356,10 +467,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.PingContext(ctx); err != nil {
+	if err := r.db.PingContext(ctx); err != nil {
 		return s.translate(ctx, err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		var one int
 		return tx.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 	})
@@ -400,7 +511,11 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.quit)
 		<-s.stopped
-		err = errors.Join(s.w.Close(), s.r.Close())
+		for _, st := range s.wprep {
+			st.Close()
+		}
+		s.r.prep.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+		err = errors.Join(s.w.Close(), s.r.db.Close())
 		if err != nil {
 			err = fmt.Errorf("store/sqlite: close: %v", err)
 		}

@@ -36,3 +36,14 @@ func opener() func(t *testing.T) store.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, opener())
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "veil.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
