@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.observe = observed.record
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -397,4 +399,65 @@ func skipOrFail(t testing.TB, what string, err error) {
 		t.Fatalf("%s unreachable (required when CI=true): %v", what, err)
 	}
 	t.Skipf("SKIPPING: %s unreachable: %v", what, err)
+}
+
+// observed collects every (route, status) answered in this test binary;
+// TestMain checks each one is documented in the route table (and so in
+// openapi.json).
+var observed = &observations{seen: map[string]map[int]bool{}}
+
+type observations struct {
+	mu   sync.Mutex
+	seen map[string]map[int]bool
+}
+
+func (o *observations) record(route string, code int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen[route] == nil {
+		o.seen[route] = map[int]bool{}
+	}
+	o.seen[route][code] = true
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		s := &Server{}
+		allowed := map[string][]int{"unknown": {404}}
+		for _, r := range s.routeTable() {
+			allowed[r.name] = r.codes
+		}
+		for route, codes := range observed.seen {
+			for c := range codes {
+				if !slices.Contains(allowed[route], c) {
+					fmt.Fprintf(os.Stderr, "route %q answered %d, which is not documented\n", route, c)
+					code = 1
+				}
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+func doReqWith(t testing.TB, base, method, path string, headers map[string]string, body []byte) resp {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
 }

@@ -178,7 +178,9 @@ type Server struct {
 	wsWG     sync.WaitGroup
 	bgWG     sync.WaitGroup
 	ready    atomic.Bool
-	connSeq  atomic.Uint64
+
+	// observe, when set (tests), sees every answered route and status.
+	observe func(route string, code int)
 }
 
 // New validates cfg and builds a Server. It starts nothing.
@@ -388,6 +390,9 @@ func (s *Server) instrument(name string, h http.Handler) http.Handler {
 				code = http.StatusOK
 			}
 			s.m.requests.WithLabelValues(name, fmt.Sprint(code)).Inc()
+			if s.observe != nil {
+				s.observe(name, code)
+			}
 			if code != http.StatusSwitchingProtocols {
 				s.m.requestDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 			}

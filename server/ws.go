@@ -136,7 +136,6 @@ func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal)
 	acks := make(chan int64, s.lim.MaxInFlight+16)
 	readErr := make(chan error, 1)
 	go func() {
-		defer cancel()
 		for {
 			typ, b, err := c.Read(ctx)
 			if err != nil {
