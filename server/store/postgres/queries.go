@@ -341,104 +341,79 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
-// Deliver implements [store.Store]; the package documentation explains
-// the locking. A repeat is reported as Duplicate even if the device list
-// changed since, so a retried send always learns it was accepted.
+// Deliver implements [store.Store] with one call of the veil_deliver
+// function (migration 0002), which takes the locks the package
+// documentation describes. A repeat is reported as Duplicate even if the
+// device list changed since, so a retried send always learns it was
+// accepted.
 func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, error) {
 	if err := rules.ValidateSend(&snd); err != nil {
 		return store.SendResult{}, err
 	}
-	key := rules.DedupKey(snd.Recipient, snd.MessageID)
-	minute := rules.Minute(snd.Now)
-	rcpt := uid(snd.Recipient)
-	var res store.SendResult
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		res = store.SendResult{}
-		// Lock first: every later statement (a new snapshot under READ
-		// COMMITTED) then sees whatever an earlier send to this recipient
-		// committed, including its idempotency record.
-		rows, err := tx.Query(ctx, `SELECT device_id, registration_id FROM devices WHERE account_id = $1 ORDER BY device_id FOR NO KEY UPDATE`, rcpt)
-		if err != nil {
-			return err
-		}
-		devs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (rules.DeviceReg, error) {
-			var d rules.DeviceReg
-			err := r.Scan(&d.DeviceID, &d.RegistrationID)
-			return d, err
-		})
-		if err != nil {
-			return err
-		}
-		var dup, exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = $1)
-			OR EXISTS (SELECT 1 FROM envelopes WHERE account_id = $2 AND message_id = $3),
-			EXISTS (SELECT 1 FROM accounts WHERE id = $2)`,
-			key, rcpt, snd.MessageID[:]).Scan(&dup, &exists); err != nil {
-			return err
-		}
-		if dup {
-			res.Duplicate = true
-			return nil
-		}
-		if !exists {
-			return store.ErrNotFound
-		}
-		if err := rules.CheckDevices(devs, &snd); err != nil {
-			return err
-		}
-		if snd.MaxQueue > 0 && len(snd.Envelopes) > 0 {
-			b := &pgx.Batch{}
-			for _, e := range snd.Envelopes {
-				b.Queue(`SELECT count(*) FROM (SELECT 1 FROM envelopes WHERE account_id = $1 AND device_id = $2 LIMIT $3) q`, rcpt, e.DeviceID, snd.MaxQueue)
-			}
-			br := tx.SendBatch(ctx, b)
-			for _, e := range snd.Envelopes {
-				var n int
-				if err := br.QueryRow().Scan(&n); err != nil {
-					br.Close()
-					return err
-				}
-				if n >= snd.MaxQueue {
-					br.Close()
-					return fmt.Errorf("%w: device %d", store.ErrQueueFull, e.DeviceID)
-				}
-			}
-			if err := br.Close(); err != nil {
-				return err
-			}
-		}
-		var sender *[16]byte
-		var senderDev *uint32
-		if snd.Sender != (store.AccountID{}) {
-			sid, sdev := uid(snd.Sender), snd.SenderDevice
-			sender, senderDev = &sid, &sdev
-		}
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO idempotency (key, created_minute) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, minute)
-		for _, e := range snd.Envelopes {
-			b.Queue(`WITH s AS (UPDATE devices SET last_seq = last_seq + 1 WHERE account_id = $1 AND device_id = $2 RETURNING last_seq)
-				INSERT INTO envelopes (account_id, device_id, seq, message_id, type, sender_id, sender_device, received_minute, content)
-				SELECT $1, $2, s.last_seq, $3, $4, $5, $6, $7, $8 FROM s RETURNING seq`,
-				rcpt, e.DeviceID, snd.MessageID[:], int16(e.Type), sender, senderDev, minute, e.Content)
-		}
-		br := tx.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return err
-		}
-		res.Seqs = make([]int64, len(snd.Envelopes))
-		for i := range snd.Envelopes {
-			if err := br.QueryRow().Scan(&res.Seqs[i]); err != nil {
-				br.Close()
-				return err
-			}
-		}
-		return br.Close()
+	if s.closed.Load() {
+		return store.SendResult{}, store.ErrClosed
+	}
+	n := len(snd.Envelopes)
+	devs, regs, types, contents := make([]int64, n), make([]int64, n), make([]int16, n), make([][]byte, n)
+	for i, e := range snd.Envelopes {
+		devs[i], regs[i], types[i], contents[i] = int64(e.DeviceID), int64(e.RegistrationID), int16(e.Type), e.Content
+	}
+	var sender *[16]byte
+	var senderDev *int64
+	if snd.Sender != (store.AccountID{}) {
+		sid, sdev := uid(snd.Sender), int64(snd.SenderDevice)
+		sender, senderDev = &sid, &sdev
+	}
+	rows, err := s.pool.Query(ctx, `SELECT o_status, o_device, o_reg, o_seq FROM veil_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		uid(snd.Recipient), snd.MessageID[:], rules.DedupKey(snd.Recipient, snd.MessageID), rules.Minute(snd.Now),
+		sender, senderDev, int64(snd.ExcludeDevice), snd.MaxQueue, devs, regs, types, contents)
+	if err != nil {
+		return store.SendResult{}, s.translate(ctx, err)
+	}
+	type out struct {
+		status   string
+		dev, reg *int64
+		seq      *int64
+	}
+	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (out, error) {
+		var o out
+		err := r.Scan(&o.status, &o.dev, &o.reg, &o.seq)
+		return o, err
 	})
 	if err != nil {
-		return store.SendResult{}, err
+		return store.SendResult{}, s.translate(ctx, err)
 	}
-	return res, nil
+	if len(res) == 0 {
+		return store.SendResult{}, fmt.Errorf("store/postgres: veil_deliver returned nothing")
+	}
+	switch res[0].status {
+	case "duplicate":
+		return store.SendResult{Duplicate: true}, nil
+	case "not_found":
+		return store.SendResult{}, store.ErrNotFound
+	case "queue_full":
+		return store.SendResult{}, fmt.Errorf("%w: device %d", store.ErrQueueFull, *res[0].dev)
+	case "mismatch":
+		var current []rules.DeviceReg
+		for _, r := range res[1:] {
+			current = append(current, rules.DeviceReg{DeviceID: uint32(*r.dev), RegistrationID: uint32(*r.reg)})
+		}
+		if err := rules.CheckDevices(current, &snd); err != nil {
+			return store.SendResult{}, err
+		}
+		// The function and rules disagree: a bug, never a client error.
+		return store.SendResult{}, fmt.Errorf("store/postgres: veil_deliver reported a mismatch that rules.CheckDevices does not see")
+	case "stored":
+		if len(res) != n+1 {
+			return store.SendResult{}, fmt.Errorf("store/postgres: veil_deliver stored %d envelopes, want %d", len(res)-1, n)
+		}
+		seqs := make([]int64, n)
+		for i, r := range res[1:] {
+			seqs[i] = *r.seq
+		}
+		return store.SendResult{Seqs: seqs}, nil
+	}
+	return store.SendResult{}, fmt.Errorf("store/postgres: veil_deliver status %q", res[0].status)
 }
 
 // Pending implements [store.Store].
