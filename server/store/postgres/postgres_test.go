@@ -1,6 +1,11 @@
 package postgres_test
 
 import (
+	"database/sql"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"sync"
 	"testing"
 
@@ -48,4 +53,24 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestNoDriverErrors checks not-found answers are the store's own error
+// and wrap neither pgx's nor database/sql's, and that a database failure
+// does not expose a pgx type.
+func TestNoDriverErrors(t *testing.T) {
+	s := opener()(t)
+	_, err := s.Account(t.Context(), storetest.ID(1))
+	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("Account(unknown) = %v", err)
+	}
+	pg := s.(*postgres.Store)
+	if _, err := pg.Pool().Exec(t.Context(), `DROP TABLE envelopes`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.QueueDepth(t.Context(), storetest.ID(1), 1)
+	var pe *pgconn.PgError
+	if err == nil || errors.As(err, &pe) {
+		t.Fatalf("QueueDepth on a broken schema = %v (pgx error exposed: %v)", err, pe != nil)
+	}
 }

@@ -1,6 +1,8 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -46,4 +48,18 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestNoDriverErrors checks not-found answers are the store's own error
+// and do not wrap database/sql's.
+func TestNoDriverErrors(t *testing.T) {
+	s := opener()(t)
+	_, err := s.Account(t.Context(), storetest.ID(1))
+	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("Account(unknown) = %v (wraps sql.ErrNoRows: %v)", err, errors.Is(err, sql.ErrNoRows))
+	}
+	_, err = s.TakeBundles(t.Context(), storetest.ID(1), 0)
+	if !errors.Is(err, store.ErrNotFound) || errors.Is(err, sql.ErrNoRows) {
+		t.Fatalf("TakeBundles(unknown) = %v", err)
+	}
 }
