@@ -3,11 +3,11 @@ package postgres_test
 import (
 	"database/sql"
 	"errors"
+	"sync"
+	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"sync"
-	"testing"
 
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/postgres"
