@@ -202,6 +202,18 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 		case <-ctx.Done():
 			return d.stopCode(ctx, ctx.Err())
 		case err := <-readErr:
+			// Acks read before the close are honoured: a client may ack
+			// its last envelopes and close at once.
+			for drained := false; !drained; {
+				select {
+				case seq := <-acks:
+					if err := d.ack(context.WithoutCancel(ctx), seq); err != nil {
+						return d.stopCode(ctx, err)
+					}
+				default:
+					drained = true
+				}
+			}
 			if errors.Is(err, errBadFrame) {
 				return websocket.StatusPolicyViolation, "invalid frame: only {\"type\":\"ack\",\"seq\":N} text frames are accepted"
 			}
