@@ -11,9 +11,12 @@
 //
 // Two implementations live beside this package, server/store/sqlite (the
 // embedded default) and server/store/postgres. Both are checked by the one
-// conformance suite in server/store/storetest. They hold only schema, SQL
-// and migrations; they translate every driver error into the errors below,
-// so callers never see a driver type.
+// conformance suite in server/store/storetest. The rules they must agree
+// on (the device-list check of a send, argument validation, idempotency
+// keys, coarse timestamps, rate-limit arithmetic) live once in
+// server/store/internal/rules; the backends add schema, SQL, migrations
+// and their own concurrency control. They translate every driver error
+// into the errors below, so callers never see a driver type.
 //
 // # Atomicity
 //
@@ -258,8 +261,10 @@ type Store interface {
 	// stores them atomically. A repeated MessageID for the same recipient
 	// stores nothing and reports Duplicate: the store remembers a
 	// MessageID while any of its envelopes is queued and, after that,
-	// until Sweep's dedupCutoff passes the time it was first accepted (so
-	// the dedup window should be at least the envelope lifetime). Errors:
+	// until Sweep's dedupCutoff passes the time it was first accepted.
+	// The dedup window therefore only needs to outlast a client's retries
+	// of a send that was already delivered (days, not the envelope
+	// lifetime); each accepted message costs one small row for it. Errors:
 	// *DeviceMismatchError, ErrNotFound (no such recipient), ErrQueueFull,
 	// ErrInvalid (an envelope with nil Content, or the same device twice).
 	Deliver(ctx context.Context, s Send) (SendResult, error)
