@@ -264,6 +264,16 @@ func testAccounts(t *testing.T, open func(t *testing.T) store.Store) {
 	wantErr(t, "Device after failed create", err, store.ErrNotFound)
 	a, err = s.AccountByUsername(ctx(t), "alice")
 	check("AccountByUsername after failed create", a, err)
+
+	// The same id again (a server-side id collision): refused, and the
+	// new username is not taken by it.
+	_, err = s.CreateAccount(ctx(t), store.NewAccount{ID: id, Username: "alice2", IdentityKey: []byte("x"),
+		RegistrationID: 1, CredentialHash: []byte("h"), PreKeys: Upload(1, 1, 1), Now: Epoch})
+	wantErr(t, "CreateAccount(existing id)", err, store.ErrInvalid)
+	_, err = s.AccountByUsername(ctx(t), "alice2")
+	wantErr(t, "AccountByUsername after id collision", err, store.ErrNotFound)
+	a, err = s.Account(ctx(t), id)
+	check("Account after id collision", a, err)
 }
 
 func testAccountValidation(t *testing.T, open func(t *testing.T) store.Store) {
