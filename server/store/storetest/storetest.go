@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sweep", testSweep},
 		{"TakeToken", testTakeToken},
 		{"TakeTokenSweep", testTakeTokenSweep},
+		{"Model", testModel},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
