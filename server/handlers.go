@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -442,8 +443,19 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, p principal) 
 	if ae != nil {
 		return ae
 	}
-	for _, seq := range seqs {
-		if err := s.st.Ack(r.Context(), p.account, p.device, seq); err != nil {
+	// Concurrent deletes share group commits (see delivery.ackAll).
+	errs := make([]error, len(seqs))
+	var wg sync.WaitGroup
+	for i, seq := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.st.Ack(r.Context(), p.account, p.device, seq)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 		s.m.acked.Inc()

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -204,15 +205,17 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 		case err := <-readErr:
 			// Acks read before the close are honoured: a client may ack
 			// its last envelopes and close at once.
+			var seqs []int64
 			for drained := false; !drained; {
 				select {
 				case seq := <-acks:
-					if err := d.ack(context.WithoutCancel(ctx), seq); err != nil {
-						return d.stopCode(ctx, err)
-					}
+					seqs = append(seqs, seq)
 				default:
 					drained = true
 				}
+			}
+			if err := d.ackAll(context.WithoutCancel(ctx), seqs); err != nil {
+				return d.stopCode(ctx, err)
 			}
 			if errors.Is(err, errBadFrame) {
 				return websocket.StatusPolicyViolation, "invalid frame: only {\"type\":\"ack\",\"seq\":N} text frames are accepted"
@@ -247,19 +250,18 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 				need = true
 			}
 		case seq := <-acks:
-			if err := d.ack(ctx, seq); err != nil {
-				return d.stopCode(ctx, err)
-			}
-			// Take every ack already waiting before refilling.
+			// Take every ack already waiting, and delete them together.
+			seqs := []int64{seq}
 			for drained := false; !drained; {
 				select {
 				case seq := <-acks:
-					if err := d.ack(ctx, seq); err != nil {
-						return d.stopCode(ctx, err)
-					}
+					seqs = append(seqs, seq)
 				default:
 					drained = true
 				}
+			}
+			if err := d.ackAll(ctx, seqs); err != nil {
+				return d.stopCode(ctx, err)
 			}
 			need = need || d.more
 		case <-ping.C:
@@ -348,6 +350,32 @@ func (d *delivery) write(ctx context.Context, f wsFrame) error {
 	return d.c.Write(wctx, websocket.MessageText, b)
 }
 
+// ackAll deletes acknowledged envelopes. The deletes run concurrently so
+// a store that commits writes in groups (SQLite here) commits them
+// together instead of one commit per ack.
+func (d *delivery) ackAll(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 1 {
+		return d.ack(ctx, seqs[0])
+	}
+	errs := make([]error, len(seqs))
+	var wg sync.WaitGroup
+	for i, seq := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.s.st.Ack(ctx, d.p.account, d.p.device, seq)
+		}()
+	}
+	wg.Wait()
+	for i, seq := range seqs {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		d.acked(seq)
+	}
+	return nil
+}
+
 // ack deletes an acknowledged envelope. Acking a seq this connection did
 // not push is allowed (it may have been pushed on an earlier connection);
 // the store only ever touches this device's own queue.
@@ -355,11 +383,16 @@ func (d *delivery) ack(ctx context.Context, seq int64) error {
 	if err := d.s.st.Ack(ctx, d.p.account, d.p.device, seq); err != nil {
 		return err
 	}
+	d.acked(seq)
+	return nil
+}
+
+// acked updates the in-flight set and metrics after a delete.
+func (d *delivery) acked(seq int64) {
 	d.s.m.acked.Inc()
 	delete(d.inflight, seq)
 	if at, ok := d.latency[seq]; ok {
 		delete(d.latency, seq)
 		d.s.m.delivery.Observe(time.Since(time.Unix(0, at)).Seconds())
 	}
-	return nil
 }
