@@ -53,6 +53,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// ErrSchemaTooNew is returned by [Open] when the database was migrated by
+// a newer version of Veil.
+var ErrSchemaTooNew = errors.New("store/postgres: database schema is newer than this binary")
+
 // Store is the PostgreSQL implementation of [store.Store].
 type Store struct {
 	pool   *pgxpool.Pool
@@ -165,6 +169,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		list = append(list, mig{v, name})
 	}
 	slices.SortFunc(list, func(a, b mig) int { return a.version - b.version })
+	// A database migrated by a newer binary (another node already
+	// upgraded) may hold data this one does not know how to keep
+	// consistent: refuse it.
+	var newest *int64
+	err = pool.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest)
+	switch code, _ := pgCode(err); {
+	case err == nil:
+		if newest != nil && len(list) > 0 && int(*newest) > list[len(list)-1].version {
+			return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, *newest, list[len(list)-1].version)
+		}
+	case code == codeUndefinedTable: // a new database
+	default:
+		return fmt.Errorf("store/postgres: migrate: %v", err)
+	}
 	for _, m := range list {
 		body, err := migrations.ReadFile("migrations/" + m.name)
 		if err != nil {
@@ -204,6 +222,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
+	codeUndefinedTable      = "42P01"
 )
 
 func pgCode(err error) (code, constraint string) {

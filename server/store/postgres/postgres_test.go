@@ -74,3 +74,18 @@ func TestNoDriverErrors(t *testing.T) {
 		t.Fatalf("QueueDepth on a broken schema = %v (pgx error exposed: %v)", err, pe != nil)
 	}
 }
+
+func TestRefusesNewerSchema(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES (999, '0999_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := postgres.Open(t.Context(), dsn); !errors.Is(err, postgres.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema = %v, want ErrSchemaTooNew", err)
+	}
+}

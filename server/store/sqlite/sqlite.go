@@ -52,6 +52,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// ErrSchemaTooNew is returned by [Open] when the database was migrated by
+// a newer version of Veil.
+var ErrSchemaTooNew = errors.New("store/sqlite: database schema is newer than this binary")
+
 // Option changes how [Open] opens the database.
 type Option func(*config)
 
@@ -186,6 +190,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		list = append(list, mig{v, name})
 	}
 	slices.SortFunc(list, func(a, b mig) int { return a.version - b.version })
+	// A database migrated by a newer binary may hold data this one does
+	// not know how to keep consistent: refuse it.
+	var newest sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("store/sqlite: migrate: %v", err)
+	}
+	if len(list) > 0 && newest.Valid && int(newest.Int64) > list[len(list)-1].version {
+		return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, newest.Int64, list[len(list)-1].version)
+	}
 	for _, m := range list {
 		body, err := migrations.ReadFile("migrations/" + m.name)
 		if err != nil {
