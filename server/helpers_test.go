@@ -461,3 +461,7 @@ func doReqWith(t testing.TB, base, method, path string, headers map[string]strin
 	b, _ := io.ReadAll(res.Body)
 	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
+
+var errClosedStore = store.ErrClosed
+
+func newMemStoreForConfig() *memstore.Store { return memstore.New() }
