@@ -34,6 +34,7 @@ type command struct {
 // commands is the dispatcher table; add new subcommands here.
 var commands = map[string]command{
 	"server": {"run the Veil server", runServer},
+	"demo":   {"run a server and two clients end to end on this machine", runDemo},
 	"bench":  {"run benchmarks (veil bench server)", runBench},
 }
 
