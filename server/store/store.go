@@ -220,6 +220,17 @@ func (e *DeviceMismatchError) Error() string {
 	return fmt.Sprintf("store: device mismatch (missing %v, extra %v, stale %v)", e.Missing, e.Extra, e.Stale)
 }
 
+// BatchAcker is implemented by stores that can delete several delivered
+// envelopes of one device in one operation (both backends do). A server
+// that receives acknowledgements in bursts can coalesce them: on
+// PostgreSQL one statement replaces a round trip and a commit per
+// envelope. Semantics are those of Ack for each seq: scoped to the
+// device, and seqs already gone are not an error. It is a separate
+// interface so test doubles of Store need not implement it.
+type BatchAcker interface {
+	AckBatch(ctx context.Context, account AccountID, deviceID uint32, seqs []int64) error
+}
+
 // Store is the server's whole persistent state. Implementations are safe
 // for concurrent use by many goroutines and by many server processes
 // sharing one database (PostgreSQL).

@@ -12,6 +12,8 @@ import (
 	"github.com/veil-e2ee/veil/server/store/internal/rules"
 )
 
+var _ store.BatchAcker = (*Store)(nil)
+
 const (
 	kindEC  = 1 // signed EC prekey / one-time EC prekey
 	kindKEM = 2 // last-resort KEM prekey / one-time KEM prekey
@@ -459,6 +461,18 @@ func (s *Store) Ack(ctx context.Context, account store.AccountID, deviceID uint3
 		return store.ErrClosed
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND seq = $3`, uid(account), deviceID, seq)
+	return s.translate(ctx, err)
+}
+
+// AckBatch implements [store.BatchAcker] with one statement.
+func (s *Store) AckBatch(ctx context.Context, account store.AccountID, deviceID uint32, seqs []int64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND seq = ANY($3)`, uid(account), deviceID, seqs)
 	return s.translate(ctx, err)
 }
 

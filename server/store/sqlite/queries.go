@@ -11,6 +11,8 @@ import (
 	"github.com/veil-e2ee/veil/server/store/internal/rules"
 )
 
+var _ store.BatchAcker = (*Store)(nil)
+
 const (
 	kindEC  = 1 // signed EC prekey / one-time EC prekey
 	kindKEM = 2 // last-resort KEM prekey / one-time KEM prekey
@@ -488,6 +490,24 @@ func (s *Store) Ack(ctx context.Context, account store.AccountID, deviceID uint3
 	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE account_id = ? AND device_id = ? AND seq = ?`, account[:], deviceID, seq)
 		return err
+	})
+}
+
+// AckBatch implements [store.BatchAcker]: one write, one commit.
+func (s *Store) AckBatch(ctx context.Context, account store.AccountID, deviceID uint32, seqs []int64) error {
+	if len(seqs) == 0 {
+		if s.closed.Load() {
+			return store.ErrClosed
+		}
+		return nil
+	}
+	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
+		for _, seq := range seqs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE account_id = ? AND device_id = ? AND seq = ?`, account[:], deviceID, seq); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"QueueFull", testQueueFull},
 		{"PendingPaging", testPendingPaging},
 		{"AckScoped", testAckScoped},
+		{"AckBatch", testAckBatch},
 		{"SeqNeverGoesBack", testSeqNeverGoesBack},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"ConcurrentDuplicate", testConcurrentDuplicate},
@@ -960,6 +961,47 @@ func testAckScoped(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	if depth(t, s, bob, 1) != 0 || depth(t, s, bob, 2) != 0 || depth(t, s, alice, 1) != 0 {
 		t.Fatal("acks left envelopes behind")
+	}
+}
+
+func testAckBatch(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ba, ok := s.(store.BatchAcker)
+	if !ok {
+		t.Skip("store does not implement store.BatchAcker")
+	}
+	alice := mkAccount(t, s, 1, 0)
+	bob := mkAccount(t, s, 2, 0)
+	addDevices(t, s, bob, 2, 0)
+	var d1, d2 []int64
+	for m := 1; m <= 5; m++ {
+		r := deliver(t, s, send(m, alice, bob, 1, 2))
+		d1, d2 = append(d1, r.Seqs[0]), append(d2, r.Seqs[1])
+	}
+	// Device 1 acks three of its envelopes and a seq it never had.
+	if err := ba.AckBatch(ctx(t), bob, 1, []int64{d1[0], d1[2], d1[4], d1[4] + 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqs(pending(t, s, bob, 1)); !slices.Equal(got, []int64{d1[1], d1[3]}) {
+		t.Fatalf("after AckBatch device 1 has %v, want %v", got, []int64{d1[1], d1[3]})
+	}
+	if n := depth(t, s, bob, 2); n != 5 {
+		t.Fatalf("device 1's AckBatch changed device 2's queue: depth %d", n)
+	}
+	if err := ba.AckBatch(ctx(t), alice, 1, d2); err != nil {
+		t.Fatal(err)
+	}
+	if n := depth(t, s, bob, 2); n != 5 {
+		t.Fatalf("another account's AckBatch deleted bob's envelopes: depth %d", n)
+	}
+	if err := ba.AckBatch(ctx(t), bob, 2, append(d2, d2...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ba.AckBatch(ctx(t), bob, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := depth(t, s, bob, 2); n != 0 {
+		t.Fatalf("device 2 depth %d after acking all", n)
 	}
 }
 
