@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/sqlite"
@@ -84,7 +85,8 @@ func TestFilesHoldOnlyWhatTheyMust(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Checkpoint(ctx); err != nil {
+	// The periodic sweep is what makes deletions final on disk.
+	if _, err := s.Sweep(ctx, storetest.Epoch.Add(-time.Hour), storetest.Epoch.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	files = readAll(t, dir)

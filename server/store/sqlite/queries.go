@@ -522,8 +522,21 @@ func (s *Store) QueueDepth(ctx context.Context, account store.AccountID, deviceI
 	return n, s.translate(ctx, err)
 }
 
-// Sweep implements [store.Store].
+// Sweep implements [store.Store]. After deleting it checkpoints and
+// truncates the WAL (best effort), so the bytes of envelopes deleted
+// since the last sweep, acknowledged or expired, leave the database
+// files within one sweep interval: secure_delete has zeroed them in the
+// database file, and the WAL frames that still held them are gone.
 func (s *Store) Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error) {
+	n, err := s.sweep(ctx, envelopeCutoff, dedupCutoff)
+	if err == nil {
+		// A checkpoint blocked by a long read is retried next sweep.
+		_ = s.Checkpoint(ctx)
+	}
+	return n, err
+}
+
+func (s *Store) sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE received_minute < ?`, envelopeCutoff.Unix())
