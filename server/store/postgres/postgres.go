@@ -7,6 +7,9 @@
 //   - One-time prekeys are claimed with DELETE … WHERE seq = (SELECT …
 //     ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING: two fetchers
 //     never lock the same row, and a deleted row is never returned twice.
+//     Keys go out in upload order except that concurrent fetchers take
+//     neighbouring keys at once (and a key whose claiming transaction
+//     rolled back goes out later); no fetcher waits behind another.
 //   - Deliver locks the recipient's device rows (FOR NO KEY UPDATE, in
 //     device order, so two senders cannot deadlock) before it checks the
 //     device list and the idempotency record, and assigns each envelope's
