@@ -414,13 +414,8 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 		}
 		if snd.MaxQueue > 0 {
 			for _, e := range snd.Envelopes {
-				var n int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM envelopes WHERE account_id = ? AND device_id = ? LIMIT ?)`,
-					snd.Recipient[:], e.DeviceID, snd.MaxQueue).Scan(&n); err != nil {
+				if err := checkQueue(ctx, tx, snd.Recipient, e.DeviceID, snd.MaxQueue); err != nil {
 					return err
-				}
-				if n >= snd.MaxQueue {
-					return fmt.Errorf("%w: device %d", store.ErrQueueFull, e.DeviceID)
 				}
 			}
 		}
@@ -450,6 +445,33 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 		return store.SendResult{}, err
 	}
 	return res, nil
+}
+
+// checkQueue is ErrQueueFull when the device holds max envelopes. The
+// queue holds at most last_seq - first + 1 envelopes (seqs are dense
+// until acks punch holes), so the common case costs two index lookups;
+// only a queue whose seq span reaches the bound is counted, and then at
+// most max entries.
+func checkQueue(ctx context.Context, tx *wtx, acc store.AccountID, dev uint32, max int) error {
+	var last int64
+	var first sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT d.last_seq, (SELECT e.seq FROM envelopes e
+		WHERE e.account_id = d.account_id AND e.device_id = d.device_id ORDER BY e.seq LIMIT 1)
+		FROM devices d WHERE d.account_id = ? AND d.device_id = ?`, acc[:], dev).Scan(&last, &first); err != nil {
+		return err
+	}
+	if !first.Valid || last-first.Int64+1 < int64(max) {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM envelopes WHERE account_id = ? AND device_id = ? LIMIT ?)`,
+		acc[:], dev, max).Scan(&n); err != nil {
+		return err
+	}
+	if n >= max {
+		return fmt.Errorf("%w: device %d", store.ErrQueueFull, dev)
+	}
+	return nil
 }
 
 // Pending implements [store.Store].

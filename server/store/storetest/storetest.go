@@ -877,6 +877,40 @@ func testQueueFull(t *testing.T, open func(t *testing.T) store.Store) {
 	if r := deliver(t, s, bounded(3, 1, 2)); r.Duplicate {
 		t.Fatal("message rejected for a full queue was remembered as sent")
 	}
+
+	// The bound counts envelopes, not the span of their seqs: a queue
+	// with a hole in the middle has room.
+	one := func(msg int) store.Send {
+		snd := send(msg, alice, bob, 1, 2)
+		snd.MaxQueue = 3
+		return snd
+	}
+	for _, e := range pending(t, s, bob, 2) {
+		if err := s.Ack(ctx(t), bob, 2, e.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d1 []int64
+	for _, e := range pending(t, s, bob, 1) {
+		d1 = append(d1, e.Seq)
+	}
+	for m := 10; len(d1) < 3; m++ {
+		d1 = append(d1, deliver(t, s, one(m)).Seqs[0])
+	}
+	for _, e := range pending(t, s, bob, 2) {
+		if err := s.Ack(ctx(t), bob, 2, e.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Device 1 is full (3); ack its middle envelope: span 3, count 2.
+	if err := s.Ack(ctx(t), bob, 1, d1[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deliver(ctx(t), one(20)); err != nil {
+		t.Fatalf("send to a queue with a hole below the bound: %v", err)
+	}
+	_, err = s.Deliver(ctx(t), one(21))
+	wantErr(t, "send to a queue full again", err, store.ErrQueueFull)
 }
 
 func testPendingPaging(t *testing.T, open func(t *testing.T) store.Store) {
