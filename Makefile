@@ -21,5 +21,20 @@ test: interop-deps
 test-short:
 	$(GO) test -short ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./protocol/...
+# Protocol benchmarks on one core: Veil, libsignal 0.90.0 in Node (through
+# the interop peer) and go.mau.fi/libsignal (bench/ module), in one run.
+# Results go to docs/BENCHMARKS.md with the machine and date.
+bench: interop-deps
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./protocol ./protocol/internal/ratchet ./interop
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count 5 ./...
+
+# Run every fuzz target briefly (FUZZTIME each, default 10s). The seed
+# corpora under testdata/fuzz also run as plain tests in `make test`.
+FUZZTIME ?= 10s
+fuzz-smoke:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
