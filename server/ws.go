@@ -76,17 +76,24 @@ func (s *Server) handleWebSocket(w http.ResponseWriter, r *http.Request, p princ
 	}
 	s.wsWG.Add(1)
 	s.mu.Unlock()
-	defer s.wsWG.Done()
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
+		s.wsWG.Done()
 		// Accept has answered the client already.
 		s.log.Debug("server: websocket accept failed", redactErr(err))
 		return nil
 	}
 	c.SetReadLimit(maxClientFrame)
 	s.m.wsConnections.Inc()
-	defer s.m.wsConnections.Dec()
-	s.serveWS(r.Context(), c, p)
+	// The connection lives on in a fresh goroutine and this handler
+	// returns: the request goroutine's stack, grown while handling the
+	// upgrade, is freed, which keeps idle connections light. Its context
+	// ends with the server, not with the request.
+	go func() {
+		defer s.wsWG.Done()
+		defer s.m.wsConnections.Dec()
+		s.serveWS(s.baseCtx, c, p)
+	}()
 	return nil
 }
 
@@ -134,11 +141,18 @@ func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal)
 	defer s.unregister(key, wc)
 	s.notify(wake.Signal{Key: key, Takeover: wc.id})
 
-	acks := make(chan int64, s.lim.MaxInFlight+16)
+	// A small buffer: the reader blocks when it is full, which is flow
+	// control enough, and idle connections stay light.
+	acks := make(chan int64, 32)
 	readErr := make(chan error, 1)
+	// The reader has its own context, ended only after the close
+	// handshake below: cancelling a Read's context makes the library drop
+	// the connection at once, before a proper close code is sent.
+	readCtx, readCancel := context.WithCancel(context.Background())
+	defer readCancel()
 	go func() {
 		for {
-			typ, b, err := c.Read(ctx)
+			typ, b, err := c.Read(readCtx)
 			if err != nil {
 				readErr <- err
 				return
@@ -150,7 +164,7 @@ func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal)
 			}
 			select {
 			case acks <- seq:
-			case <-ctx.Done():
+			case <-readCtx.Done():
 				return
 			}
 		}
@@ -165,7 +179,9 @@ func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal)
 		c.CloseNow()
 		return
 	}
-	_ = c.Close(code, reason)
+	if err := c.Close(code, reason); err != nil {
+		s.log.Debug("server: websocket close", "code", int(code), redactErr(err))
+	}
 }
 
 // delivery is the state of one connection's push loop.
@@ -217,6 +233,7 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 			if err := d.ackAll(context.WithoutCancel(ctx), seqs); err != nil {
 				return d.stopCode(ctx, err)
 			}
+			s.log.Debug("server: websocket read ended", redactErr(err))
 			if errors.Is(err, errBadFrame) {
 				return websocket.StatusPolicyViolation, "invalid frame: only {\"type\":\"ack\",\"seq\":N} text frames are accepted"
 			}
@@ -268,7 +285,7 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 			// A periodic rescan bounds the delay of any lost wake-up.
 			d.rescan, need = true, true
 			go func() {
-				pctx, cancel := context.WithTimeout(ctx, s.lim.PingInterval)
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lim.PingInterval)
 				defer cancel()
 				if err := d.c.Ping(pctx); err != nil && ctx.Err() == nil {
 					select {
@@ -345,7 +362,10 @@ func (d *delivery) write(ctx context.Context, f wsFrame) error {
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, d.s.lim.WriteTimeout)
+	// Not derived from ctx: the library drops the connection when a
+	// write's context ends mid-write, and a shutdown must instead let the
+	// write finish and send a close code.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.s.lim.WriteTimeout)
 	defer cancel()
 	return d.c.Write(wctx, websocket.MessageText, b)
 }

@@ -118,7 +118,7 @@ func TestWebSocketShutdownClosesCleanly(t *testing.T) {
 		done <- e.srv.Shutdown(ctx)
 	}()
 	if _, err := ws.next(3 * time.Second); websocket.CloseStatus(err) != websocket.StatusGoingAway {
-		t.Fatalf("want going away, got %v", err)
+		t.Fatalf("want going away, got %v\n%s", err, e.logs.String())
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ type Waker interface {
 }
 
 // subBuffer is how many signals a subscriber may have pending.
-const subBuffer = 64
+const subBuffer = 8
 
 // hub fans signals out to this process's subscribers.
 type hub struct {
