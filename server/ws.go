@@ -244,27 +244,18 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 		case <-pingFailed:
 			return -1, ""
 		case sig := <-wakeCh:
-			switch {
-			case sig.Takeover == takeoverAll:
-				return CloseDeviceRemoved, "device removed"
-			case sig.Takeover != 0:
-				if sig.Takeover != wc.id {
-					s.m.wsReplaced.Inc()
-					return CloseReplaced, "replaced by a newer connection of this device"
-				}
-			default:
-				if sig.Seq > 0 && sig.CommitUnixNano > 0 {
-					if len(d.latency) >= maxLatencySamples {
-						clear(d.latency) // samples for envelopes acked elsewhere
-					}
-					d.latency[sig.Seq] = sig.CommitUnixNano
-				}
-				if sig.Seq > 0 && sig.Seq <= d.cursor {
-					if _, pushed := d.inflight[sig.Seq]; !pushed {
-						d.rescan = true
-					}
+			// Take every signal already waiting: one queue read serves them all.
+			for {
+				if code, reason, stop := d.onSignal(wc, sig); stop {
+					return code, reason
 				}
 				need = true
+				select {
+				case sig = <-wakeCh:
+					continue
+				default:
+				}
+				break
 			}
 		case seq := <-acks:
 			// Take every ack already waiting, and delete them together.
@@ -296,6 +287,33 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 			}()
 		}
 	}
+}
+
+// onSignal handles one wake-up; stop reports that the connection must
+// close with code and reason.
+func (d *delivery) onSignal(wc *wsConn, sig wake.Signal) (code websocket.StatusCode, reason string, stop bool) {
+	switch {
+	case sig.Takeover == takeoverAll:
+		return CloseDeviceRemoved, "device removed", true
+	case sig.Takeover != 0:
+		if sig.Takeover != wc.id {
+			d.s.m.wsReplaced.Inc()
+			return CloseReplaced, "replaced by a newer connection of this device", true
+		}
+	default:
+		if sig.Seq > 0 && sig.CommitUnixNano > 0 {
+			if len(d.latency) >= maxLatencySamples {
+				clear(d.latency) // samples for envelopes acked elsewhere
+			}
+			d.latency[sig.Seq] = sig.CommitUnixNano
+		}
+		if sig.Seq > 0 && sig.Seq <= d.cursor {
+			if _, pushed := d.inflight[sig.Seq]; !pushed {
+				d.rescan = true
+			}
+		}
+	}
+	return 0, "", false
 }
 
 func (d *delivery) stopCode(ctx context.Context, err error) (websocket.StatusCode, string) {
