@@ -85,10 +85,11 @@ var minusOne = new(field.Element).Negate(new(field.Element).One())
 // edwardsFromMontgomery maps the u-coordinate to the Edwards point with the given sign bit,
 // as curve25519-dalek's MontgomeryPoint::to_edwards does: the top bit of u is ignored and
 // non-canonical u are reduced, u = −1 is refused, and y is decoded like any point encoding.
-func edwardsFromMontgomery(u *[32]byte, sign byte) (*edwards25519.Point, bool) {
+// It also returns the point's encoding, which is exactly the decoded bytes.
+func edwardsFromMontgomery(u *[32]byte, sign byte) (*edwards25519.Point, []byte, bool) {
 	fu, err := new(field.Element).SetBytes(u[:])
 	if err != nil || fu.Equal(minusOne) == 1 {
-		return nil, false
+		return nil, nil, false
 	}
 	one := new(field.Element).One()
 	num := new(field.Element).Subtract(fu, one)
@@ -98,16 +99,23 @@ func edwardsFromMontgomery(u *[32]byte, sign byte) (*edwards25519.Point, bool) {
 	yb[31] |= sign << 7
 	p, err := new(edwards25519.Point).SetBytes(yb)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	return p, true
+	// SetBytes accepted yb and y is reduced, so yb is p's encoding (no
+	// need to pay an inversion for p.Bytes()) — except when x = 0 (y = ±1),
+	// where a set sign bit is dropped on re-encoding, as dalek's compress
+	// drops it.
+	if y.Equal(one) == 1 || y.Equal(minusOne) == 1 {
+		return p, p.Bytes(), true
+	}
+	return p, yb, true
 }
 
 // Verify reports whether sig is a valid XEdDSA signature over message by the X25519 public
 // key whose u-coordinate is pub. It never panics and runs in time that depends only on public
 // data.
 func Verify(pub *[32]byte, message []byte, sig *[64]byte) bool {
-	A, ok := edwardsFromMontgomery(pub, sig[63]>>7)
+	A, aBytes, ok := edwardsFromMontgomery(pub, sig[63]>>7)
 	if !ok {
 		return false
 	}
@@ -123,7 +131,7 @@ func Verify(pub *[32]byte, message []byte, sig *[64]byte) bool {
 	}
 	hh := sha512.New()
 	hh.Write(sig[:32])
-	hh.Write(A.Bytes())
+	hh.Write(aBytes)
 	hh.Write(message)
 	var digest [64]byte
 	h, _ := new(edwards25519.Scalar).SetUniformBytes(hh.Sum(digest[:0]))

@@ -145,9 +145,17 @@ func TestAgreesWithEd25519(t *testing.T) {
 		var z [64]byte
 		rand.Read(z[:])
 		sig := Sign(&priv, msg, &z)
-		A, ok := edwardsFromMontgomery(&pub, sig[63]>>7)
+		A, aBytes, ok := edwardsFromMontgomery(&pub, sig[63]>>7)
 		if !ok {
 			t.Fatal("no Edwards point")
+		}
+		if !bytes.Equal(aBytes, A.Bytes()) {
+			t.Fatal("edwardsFromMontgomery's encoding differs from the point's")
+		}
+		for _, sign := range []byte{0, 1} {
+			if B, bb, ok := edwardsFromMontgomery(&pub, sign); ok && !bytes.Equal(bb, B.Bytes()) {
+				t.Fatal("encoding differs from the point's")
+			}
 		}
 		edSig := sig
 		edSig[63] &= 0x7F
@@ -206,7 +214,7 @@ func TestRejectsBadKeys(t *testing.T) {
 			t.Errorf("u=%x accepted", u)
 		}
 	}
-	if _, ok := edwardsFromMontgomery(&minusOne, 0); ok {
+	if _, _, ok := edwardsFromMontgomery(&minusOne, 0); ok {
 		t.Error("u = -1 mapped to a point")
 	}
 }
@@ -272,4 +280,15 @@ func FuzzSignVerify(f *testing.F) {
 			t.Fatal("signature verifies for another message")
 		}
 	})
+}
+
+// The encoding shortcut must match the point's own encoding for the
+// x = 0 points (u = 0 maps to y = −1) with either sign bit.
+func TestEncodingOfXZeroPoints(t *testing.T) {
+	var u0 [32]byte
+	for _, sign := range []byte{0, 1} {
+		if p, b, ok := edwardsFromMontgomery(&u0, sign); ok && !bytes.Equal(b, p.Bytes()) {
+			t.Fatalf("sign %d: %x vs %x", sign, b, p.Bytes())
+		}
+	}
 }
