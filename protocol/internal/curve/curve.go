@@ -38,14 +38,80 @@ func X25519(dst, scalar, point *[32]byte) error {
 	copy(k[:], scalar[:])
 	Clamp(&k)
 
-	var x1, x2, z2, x3, z3, tmp0, tmp1 field.Element
+	var x1 field.Element
 	if _, err := x1.SetBytes(point[:]); err != nil {
 		return err // cannot happen: SetBytes accepts any 32 bytes
 	}
-	x2.One()
-	x3.Set(&x1)
-	z3.One()
+	x2, z2 := ladder(&k, &x1)
+	z2.Invert(&z2)
+	x2.Multiply(&x2, &z2)
+	copy(dst[:], x2.Bytes())
 
+	var zero [32]byte
+	if subtle.ConstantTimeCompare(dst[:], zero[:]) == 1 {
+		return ErrLowOrder
+	}
+	return nil
+}
+
+// PublicKey sets pub to the X25519 public key (u-coordinate) of priv,
+// using fixed-base Edwards multiplication (several times faster than a
+// ladder from the base point).
+func PublicKey(pub, priv *[32]byte) {
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(priv[:])
+	if err != nil {
+		panic("curve: SetBytesWithClamping failed on 32 bytes") // unreachable
+	}
+	p := new(edwards25519.Point).ScalarBaseMult(s)
+	copy(pub[:], p.BytesMontgomery())
+}
+
+// groupOrder is L = 2^252 + 27742317777372353535851937790883648493,
+// little-endian.
+var groupOrder = [32]byte{
+	0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+}
+
+// IsCanonical reports whether u is a canonical encoding (high bit clear,
+// u < 2^255-19) of a point in the prime-order subgroup, as libsignal
+// requires of a PreKeySignalMessage's base key (curve25519-dalek's
+// to_edwards + is_torsion_free + a range check). A base key with a
+// torsion component would give the same shared secrets under a different
+// encoding, letting a replayed PreKey message look like a new session.
+//
+// The subgroup test runs the x-only Montgomery ladder with the scalar L
+// and checks that the result is the point at infinity (Z = 0); it needs
+// no field inversion and no Edwards conversion.
+func IsCanonical(u *[32]byte) bool {
+	if u[31]&0x80 != 0 {
+		return false
+	}
+	var x1 field.Element
+	if _, err := x1.SetBytes(u[:]); err != nil {
+		return false
+	}
+	if subtle.ConstantTimeCompare(x1.Bytes(), u[:]) != 1 {
+		return false // u ≥ p
+	}
+	var zero, minusOne field.Element
+	minusOne.Negate(new(field.Element).One())
+	// u = 0 is the point of order 2 (the ladder degenerates on it); u = −1
+	// has no Edwards image. Neither is in the prime-order subgroup.
+	if x1.Equal(&zero) == 1 || x1.Equal(&minusOne) == 1 {
+		return false
+	}
+	_, z := ladder(&groupOrder, &x1)
+	return z.Equal(&zero) == 1
+}
+
+// ladder computes [k]P for the point with u-coordinate x1, x-only, and
+// returns the projective (X : Z). k is used as given (not clamped).
+func ladder(k *[32]byte, x1 *field.Element) (x2, z2 field.Element) {
+	var x3, z3, tmp0, tmp1 field.Element
+	x2.One()
+	x3.Set(x1)
+	z3.One()
 	swap := 0
 	for pos := 254; pos >= 0; pos-- {
 		b := int(k[pos/8]>>uint(pos&7)) & 1
@@ -70,70 +136,10 @@ func X25519(dst, scalar, point *[32]byte) error {
 		z3.Mult32(&tmp1, 121666)
 		x3.Square(&x3)
 		tmp0.Add(&tmp0, &z3)
-		z3.Multiply(&x1, &z2)
+		z3.Multiply(x1, &z2)
 		z2.Multiply(&tmp1, &tmp0)
 	}
 	x2.Swap(&x3, swap)
 	z2.Swap(&z3, swap)
-
-	z2.Invert(&z2)
-	x2.Multiply(&x2, &z2)
-	copy(dst[:], x2.Bytes())
-
-	var zero [32]byte
-	if subtle.ConstantTimeCompare(dst[:], zero[:]) == 1 {
-		return ErrLowOrder
-	}
-	return nil
-}
-
-// PublicKey sets pub to the X25519 public key (u-coordinate) of priv,
-// using fixed-base Edwards multiplication (several times faster than a
-// ladder from the base point).
-func PublicKey(pub, priv *[32]byte) {
-	s, err := edwards25519.NewScalar().SetBytesWithClamping(priv[:])
-	if err != nil {
-		panic("curve: SetBytesWithClamping failed on 32 bytes") // unreachable
-	}
-	p := new(edwards25519.Point).ScalarBaseMult(s)
-	copy(pub[:], p.BytesMontgomery())
-}
-
-// minusOne is the scalar L-1, used to test [L]P = O as [L-1]P + P = O.
-var minusOne = func() *edwards25519.Scalar {
-	one := [32]byte{1}
-	s, _ := edwards25519.NewScalar().SetCanonicalBytes(one[:])
-	return edwards25519.NewScalar().Negate(s)
-}()
-
-// IsCanonical reports whether u is a canonical encoding (high bit clear,
-// u < 2^255-19) of a point in the prime-order subgroup, as libsignal
-// requires of a PreKeySignalMessage's base key.
-func IsCanonical(u *[32]byte) bool {
-	if u[31]&0x80 != 0 {
-		return false
-	}
-	var fu field.Element
-	if _, err := fu.SetBytes(u[:]); err != nil {
-		return false
-	}
-	if subtle.ConstantTimeCompare(fu.Bytes(), u[:]) != 1 {
-		return false // u ≥ p
-	}
-	// Birational map to Edwards: y = (u-1)/(u+1); u = -1 has no image.
-	var one, num, den, y field.Element
-	one.One()
-	num.Subtract(&fu, &one)
-	den.Add(&fu, &one)
-	if den.Equal(new(field.Element).Zero()) == 1 {
-		return false
-	}
-	y.Multiply(&num, den.Invert(&den))
-	p, err := new(edwards25519.Point).SetBytes(y.Bytes()) // sign bit 0
-	if err != nil {
-		return false
-	}
-	q := new(edwards25519.Point).ScalarMult(minusOne, p)
-	q.Add(q, p)
-	return q.Equal(edwards25519.NewIdentityPoint()) == 1
+	return x2, z2
 }

@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 )
 
 func TestAgreesWithStdlib(t *testing.T) {
@@ -167,4 +170,97 @@ func BenchmarkIsCanonical(b *testing.B) {
 	for b.Loop() {
 		IsCanonical(&p)
 	}
+}
+
+// isCanonicalEdwards is the reference: dalek's to_edwards(0) followed by
+// is_torsion_free ([L]P = O computed as [L-1]P + P), plus the range check.
+func isCanonicalEdwards(u *[32]byte) bool {
+	if u[31]&0x80 != 0 {
+		return false
+	}
+	var fu field.Element
+	if _, err := fu.SetBytes(u[:]); err != nil || !bytes.Equal(fu.Bytes(), u[:]) {
+		return false
+	}
+	var one, num, den, y field.Element
+	one.One()
+	num.Subtract(&fu, &one)
+	den.Add(&fu, &one)
+	if den.Equal(new(field.Element).Zero()) == 1 {
+		return false
+	}
+	y.Multiply(&num, den.Invert(&den))
+	p, err := new(edwards25519.Point).SetBytes(y.Bytes())
+	if err != nil {
+		return false
+	}
+	oneS, _ := edwards25519.NewScalar().SetCanonicalBytes((&[32]byte{1})[:])
+	q := new(edwards25519.Point).ScalarMult(edwards25519.NewScalar().Negate(oneS), p)
+	q.Add(q, p)
+	return q.Equal(edwards25519.NewIdentityPoint()) == 1
+}
+
+func TestIsCanonicalMatchesEdwardsReference(t *testing.T) {
+	check := func(u [32]byte, what string) {
+		t.Helper()
+		if got, want := IsCanonical(&u), isCanonicalEdwards(&u); got != want {
+			t.Fatalf("%s %x: ladder says %v, Edwards reference says %v", what, u, got, want)
+		}
+	}
+	// Honest public keys: canonical.
+	for i := 0; i < 50; i++ {
+		var k, p [32]byte
+		rand.Read(k[:])
+		PublicKey(&p, &k)
+		if !IsCanonical(&p) {
+			t.Fatalf("public key %x not canonical", p)
+		}
+		check(p, "public key")
+	}
+	// Public keys plus a torsion point: not canonical.
+	lowOrder := new(edwards25519.Point)
+	if _, err := lowOrder.SetBytes(mustHex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")); err != nil {
+		t.Fatal(err) // a point of order 8
+	}
+	if new(edwards25519.Point).MultByCofactor(lowOrder).Equal(edwards25519.NewIdentityPoint()) != 1 {
+		t.Fatal("not a low-order point")
+	}
+	for i := 0; i < 50; i++ {
+		var k [32]byte
+		rand.Read(k[:])
+		s, _ := edwards25519.NewScalar().SetBytesWithClamping(k[:])
+		p := new(edwards25519.Point).ScalarBaseMult(s)
+		p.Add(p, lowOrder)
+		var u [32]byte
+		copy(u[:], p.BytesMontgomery())
+		if IsCanonical(&u) {
+			t.Fatalf("key with a torsion component %x accepted", u)
+		}
+		check(u, "torsioned key")
+	}
+	// Arbitrary strings (mostly twist or off-subgroup points).
+	for i := 0; i < 300; i++ {
+		var u [32]byte
+		rand.Read(u[:])
+		u[31] &= 0x7f
+		check(u, "random")
+	}
+	// Small values and the edges of the field.
+	for _, v := range []uint64{0, 1, 2, 9} {
+		var u [32]byte
+		u[0] = byte(v)
+		check(u, "small")
+	}
+	p := mustHex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") // p
+	pm1 := mustHex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") // p-1 = -1
+	check([32]byte(p), "p")
+	check([32]byte(pm1), "p-1")
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
