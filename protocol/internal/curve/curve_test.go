@@ -251,7 +251,7 @@ func TestIsCanonicalMatchesEdwardsReference(t *testing.T) {
 		u[0] = byte(v)
 		check(u, "small")
 	}
-	p := mustHex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") // p
+	p := mustHex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")   // p
 	pm1 := mustHex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") // p-1 = -1
 	check([32]byte(p), "p")
 	check([32]byte(pm1), "p-1")
