@@ -77,3 +77,47 @@ func BenchmarkEndToEndPostgres(b *testing.B) {
 	}
 	benchEndToEnd(b, benchServer(b, st, w))
 }
+
+// benchFixedRate sends 1,000 msg/s for 5 s (b.N is ignored beyond one
+// run) and reports delivery latency.
+func benchFixedRate(b *testing.B, base string) {
+	ctx := context.Background()
+	c := loadgen.NewClient(base, 256)
+	devs, err := c.Register(ctx, "f", 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rcv, err := c.Receive(ctx, devs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rcv.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := c.FixedRate(ctx, devs, rcv, 1000, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.PerSecond, "msgs/s")
+		b.ReportMetric(float64(r.P50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(r.P99.Microseconds())/1000, "p99-ms")
+	}
+}
+
+func BenchmarkFixedRate1000SQLite(b *testing.B) {
+	benchFixedRate(b, benchServer(b, openSQLite(b, b.TempDir()), nil))
+}
+
+func BenchmarkFixedRate1000Postgres(b *testing.B) {
+	dsn := pgtest.DSN(b)
+	st, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	w, err := wake.NewPostgres(context.Background(), dsn, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFixedRate(b, benchServer(b, st, w))
+}

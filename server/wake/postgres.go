@@ -30,7 +30,20 @@ type Postgres struct {
 	mu     sync.Mutex
 	closed bool
 	ready  chan struct{}
+
+	// Notify hands signals to one sender goroutine, which sends all that
+	// are waiting in one statement: one round trip per batch instead of
+	// one per envelope.
+	out      chan string
+	sendDone chan struct{}
 }
+
+// notifyQueue bounds the signals waiting to be sent; Notify blocks (until
+// its context ends) when it is full.
+const notifyQueue = 4096
+
+// maxNotifyBatch bounds one pg_notify statement.
+const maxNotifyBatch = 512
 
 var _ Waker = (*Postgres)(nil)
 
@@ -51,7 +64,8 @@ func NewPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Postgres, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	p := &Postgres{h: newHub(), pool: pool, dsn: dsn, log: log, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
+	p := &Postgres{h: newHub(), pool: pool, dsn: dsn, log: log, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}),
+		out: make(chan string, notifyQueue), sendDone: make(chan struct{})}
 	first := make(chan error, 1)
 	go p.listen(lctx, first)
 	select {
@@ -68,7 +82,37 @@ func NewPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Postgres, 
 		pool.Close()
 		return nil, fmt.Errorf("wake: postgres listen: %w", ctx.Err())
 	}
+	go p.sender()
 	return p, nil
+}
+
+// sender sends queued signals in batches until out is closed.
+func (p *Postgres) sender() {
+	defer close(p.sendDone)
+	batch := make([]string, 0, maxNotifyBatch)
+	for first := range p.out {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxNotifyBatch {
+			select {
+			case s, ok := <-p.out:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, s)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := p.pool.Exec(ctx, "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x", PostgresChannel, batch)
+		cancel()
+		if err != nil {
+			// Receivers rescan their queues periodically; a lost batch
+			// only delays pushes.
+			p.log.Warn("wake: postgres notify failed", "err", err, "signals", len(batch))
+		}
+	}
 }
 
 func (p *Postgres) listen(ctx context.Context, first chan<- error) {
@@ -136,19 +180,21 @@ func (p *Postgres) receive(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// Notify implements [Waker] with pg_notify.
+// Notify implements [Waker]: it queues the signal for the sender, which
+// publishes with pg_notify.
 func (p *Postgres) Notify(ctx context.Context, s Signal) error {
 	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	defer p.mu.Unlock()
+	if p.closed {
 		return ErrClosed
 	}
 	b, _ := s.MarshalBinary()
-	if _, err := p.pool.Exec(ctx, "SELECT pg_notify($1, $2)", PostgresChannel, hex.EncodeToString(b)); err != nil {
-		return fmt.Errorf("wake: postgres notify: %w", err)
+	select {
+	case p.out <- hex.EncodeToString(b):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wake: postgres notify: %w", ctx.Err())
 	}
-	return nil
 }
 
 // Subscribe implements [Waker].
@@ -162,7 +208,9 @@ func (p *Postgres) Close() error {
 		return errors.Join(ErrClosed)
 	}
 	p.closed = true
+	close(p.out) // Notify checks closed under mu before sending
 	p.mu.Unlock()
+	<-p.sendDone
 	p.cancel()
 	<-p.done
 	p.pool.Close()
