@@ -21,7 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/veil-e2ee/veil/server/internal/memstore"
+	"github.com/veil-e2ee/veil/server/internal/faultstore"
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/sqlite"
 	"github.com/veil-e2ee/veil/server/wake"
@@ -115,9 +115,10 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	return e
 }
 
-func newMemEnv(t *testing.T, opts ...envOpt) (*env, *memstore.Store) {
-	ms := memstore.New()
-	return newEnv(t, append([]envOpt{withStore(ms)}, opts...)...), ms
+// newFaultEnv is newEnv over a fault-injecting wrapper of the SQLite store.
+func newFaultEnv(t *testing.T, opts ...envOpt) (*env, *faultstore.Store) {
+	fs := faultstore.Wrap(openSQLite(t, t.TempDir()))
+	return newEnv(t, append([]envOpt{withStore(fs)}, opts...)...), fs
 }
 
 // dev is a registered device as a client sees it.
@@ -464,4 +465,4 @@ func doReqWith(t testing.TB, base, method, path string, headers map[string]strin
 
 var errClosedStore = store.ErrClosed
 
-func newMemStoreForConfig() *memstore.Store { return memstore.New() }
+func newStoreForConfig(t *testing.T) store.Store { return openSQLite(t, t.TempDir()) }

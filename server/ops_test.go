@@ -22,12 +22,12 @@ import (
 // a closed store a 503, a panic a 500 counted in veil_panics_total; the
 // server keeps serving.
 func TestFaultsAnswerCleanly(t *testing.T) {
-	e, ms := newMemEnv(t)
+	e, ms := newFaultEnv(t)
 	alice := e.register(uniqueName("alice"), 0, 0)
 	bob := e.register(uniqueName("bob"), 0, 0)
 	var mode atomic.Value
 	mode.Store("")
-	ms.Inject = func(op string) error {
+	ms.Inject(func(op string) error {
 		if op != "Deliver" {
 			return nil
 		}
@@ -40,7 +40,7 @@ func TestFaultsAnswerCleanly(t *testing.T) {
 			panic("boom")
 		}
 		return nil
-	}
+	})
 	for m, want := range map[string]int{"fault": 500, "closed": 503, "panic": 500} {
 		mode.Store(m)
 		r := e.sendTo(alice, bob.account, randBytes(16), []dev{bob}, []byte("x"))
@@ -76,17 +76,17 @@ func checkErrorBody(t *testing.T, r resp) {
 // TestGracefulShutdownDrains: a request in flight when Shutdown starts
 // completes with its real answer; new connections are refused.
 func TestGracefulShutdownDrains(t *testing.T) {
-	e, ms := newMemEnv(t)
+	e, ms := newFaultEnv(t)
 	alice := e.register(uniqueName("alice"), 0, 0)
 	bob := e.register(uniqueName("bob"), 0, 0)
 	entered := make(chan struct{}, 1)
-	ms.Inject = func(op string) error {
+	ms.Inject(func(op string) error {
 		if op == "Deliver" {
 			entered <- struct{}{}
 			time.Sleep(300 * time.Millisecond)
 		}
 		return nil
-	}
+	})
 	got := make(chan resp, 1)
 	go func() { got <- e.sendTo(alice, bob.account, randBytes(16), []dev{bob}, []byte("x")) }()
 	<-entered
@@ -107,16 +107,16 @@ func TestGracefulShutdownDrains(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	e, ms := newMemEnv(t)
+	e, ms := newFaultEnv(t)
 	if r := e.do("GET", "/readyz", nil, nil); r.status != 200 {
 		t.Fatalf("readyz: %d", r.status)
 	}
-	ms.Inject = func(op string) error {
+	ms.Inject(func(op string) error {
 		if op == "Ping" {
 			return errors.New("db down")
 		}
 		return nil
-	}
+	})
 	if r := e.do("GET", "/readyz", nil, nil); r.status != 503 || r.code(t) != "unavailable" {
 		t.Fatalf("readyz with db down: %d %s", r.status, r.body)
 	}
@@ -214,7 +214,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	if _, err := New(Config{Secret: testSecret}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("no store: %v", err)
 	}
-	ms := newMemStoreForConfig()
+	ms := newStoreForConfig(t)
 	if _, err := New(Config{Store: ms, Secret: []byte("short")}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("short secret: %v", err)
 	}
