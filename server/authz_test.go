@@ -59,7 +59,7 @@ func TestAuthzMatrix(t *testing.T) {
 	badAccount := bob
 	badAccount.account = "00000000-0000-4000-8000-000000000000"
 	garbled := []string{"Basic !!!", "Bearer abc", "Basic " + base64.StdEncoding.EncodeToString([]byte("nodot:x")),
-		"Basic " + base64.StdEncoding.EncodeToString([]byte(bob.account + ".1:" + "short"))}
+		"Basic " + base64.StdEncoding.EncodeToString([]byte(bob.account+".1:"+"short"))}
 
 	for _, rt := range e.srv.routes {
 		if !rt.auth {
