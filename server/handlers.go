@@ -446,10 +446,13 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, p principal) 
 	// Concurrent deletes share group commits (see delivery.ackAll).
 	errs := make([]error, len(seqs))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
 	for i, seq := range seqs {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			errs[i] = s.st.Ack(r.Context(), p.account, p.device, seq)
 		}()
 	}
