@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -443,7 +444,27 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, p principal) 
 	if ae != nil {
 		return ae
 	}
-	// Concurrent deletes share group commits (see delivery.ackAll).
+	if err := s.ackMany(r.Context(), p, seqs); err != nil {
+		return err
+	}
+	s.m.acked.Add(float64(len(seqs)))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ackMany deletes several envelopes of one device: in one store call when
+// the store supports it, else with concurrent deletes, which a store that
+// commits writes in groups (SQLite here) still commits together.
+func (s *Server) ackMany(ctx context.Context, p principal, seqs []int64) error {
+	if len(seqs) == 1 {
+		return s.st.Ack(ctx, p.account, p.device, seqs[0])
+	}
+	if s.batcher != nil {
+		start := time.Now()
+		err := s.batcher.AckBatch(ctx, p.account, p.device, seqs)
+		timedStore{m: s.m}.obs("ack_batch", start, err)
+		return err
+	}
 	errs := make([]error, len(seqs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
@@ -453,18 +474,11 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request, p principal) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = s.st.Ack(r.Context(), p.account, p.device, seq)
+			errs[i] = s.st.Ack(ctx, p.account, p.device, seq)
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-		s.m.acked.Inc()
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ principal) error {

@@ -158,6 +158,7 @@ type Server struct {
 	cfg     Config
 	lim     Limits
 	st      store.Store
+	batcher store.BatchAcker // nil when the store cannot batch acks
 	waker   wake.Waker
 	log     *slog.Logger
 	now     func() time.Time
@@ -210,6 +211,9 @@ func New(cfg Config) (*Server, error) {
 	s.keys = deriveKeys(cfg.Secret)
 	s.m = newMetrics()
 	s.st = timedStore{s: cfg.Store, m: s.m}
+	if b, ok := cfg.Store.(store.BatchAcker); ok {
+		s.batcher = b
+	}
 	s.conns = make(map[wake.Key]map[*wsConn]struct{})
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.handler = s.buildMux()

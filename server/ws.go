@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -388,40 +387,17 @@ func (d *delivery) write(ctx context.Context, f wsFrame) error {
 	return d.c.Write(wctx, websocket.MessageText, b)
 }
 
-// ackAll deletes acknowledged envelopes. The deletes run concurrently so
-// a store that commits writes in groups (SQLite here) commits them
-// together instead of one commit per ack.
+// ackAll deletes acknowledged envelopes together (see Server.ackMany).
 func (d *delivery) ackAll(ctx context.Context, seqs []int64) error {
-	if len(seqs) == 1 {
-		return d.ack(ctx, seqs[0])
+	if len(seqs) == 0 {
+		return nil
 	}
-	errs := make([]error, len(seqs))
-	var wg sync.WaitGroup
-	for i, seq := range seqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.s.st.Ack(ctx, d.p.account, d.p.device, seq)
-		}()
-	}
-	wg.Wait()
-	for i, seq := range seqs {
-		if errs[i] != nil {
-			return errs[i]
-		}
-		d.acked(seq)
-	}
-	return nil
-}
-
-// ack deletes an acknowledged envelope. Acking a seq this connection did
-// not push is allowed (it may have been pushed on an earlier connection);
-// the store only ever touches this device's own queue.
-func (d *delivery) ack(ctx context.Context, seq int64) error {
-	if err := d.s.st.Ack(ctx, d.p.account, d.p.device, seq); err != nil {
+	if err := d.s.ackMany(ctx, d.p, seqs); err != nil {
 		return err
 	}
-	d.acked(seq)
+	for _, seq := range seqs {
+		d.acked(seq)
+	}
 	return nil
 }
 
