@@ -26,8 +26,7 @@ func TestAPIFlow(t *testing.T) {
 		t.Fatalf("taken: %d %s", r.status, r.body)
 	}
 
-	// Lookup by username.
-	var bobName string
+	// The new account lists its one device.
 	{
 		r := e.do("GET", "/v1/devices", &bob, nil)
 		if r.status != 200 {
@@ -38,7 +37,6 @@ func TestAPIFlow(t *testing.T) {
 			t.Fatalf("devices: %s", r.body)
 		}
 	}
-	_ = bobName
 	r := e.do("GET", "/v1/usernames/nobody_here", &alice, nil)
 	if r.status != 404 || r.code(t) != "account_not_found" {
 		t.Fatalf("lookup missing: %d %s", r.status, r.body)

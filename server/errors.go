@@ -13,8 +13,6 @@ import (
 var (
 	// ErrConfig: the Config is unusable; the wrapped text says why.
 	ErrConfig = errors.New("server: invalid config")
-	// ErrNotStarted: Shutdown or Addr before Serve.
-	ErrNotStarted = errors.New("server: not started")
 	// ErrAlreadyStarted: Serve called twice.
 	ErrAlreadyStarted = errors.New("server: already started")
 )

@@ -3,7 +3,6 @@ package wake
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -205,7 +204,7 @@ func (p *Postgres) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return errors.Join(ErrClosed)
+		return nil
 	}
 	p.closed = true
 	close(p.out) // Notify checks closed under mu before sending
