@@ -41,35 +41,44 @@ func deriveInitial(secrets []byte) (root [32]byte, chain ChainKey) {
 	return root, chain
 }
 
+// secrets accumulates PQXDH's input key material: 0xFF×32, then each DH
+// output in order, then the Kyber shared secret. The first failing DH
+// (a low-order point) sticks.
+type secrets struct {
+	b   []byte
+	err error
+}
+
+func newSecrets() *secrets {
+	s := &secrets{b: make([]byte, 0, 32*6)}
+	s.b = append(s.b, discontinuity[:]...)
+	return s
+}
+
+func (s *secrets) dh(priv *[32]byte, pub *[33]byte) {
+	if s.err != nil {
+		return
+	}
+	var shared [32]byte
+	s.err = dh(&shared, priv, pub)
+	s.b = append(s.b, shared[:]...)
+	clear(shared[:])
+}
+
 // InitAlice builds the initiator's state after PQXDH.
 func InitAlice(p *AliceParams) (*State, error) {
-	secrets := make([]byte, 0, 32*6)
-	secrets = append(secrets, discontinuity[:]...)
-	var shared [32]byte
-	appendDH := func(priv *[32]byte, pub *[33]byte) error {
-		if err := dh(&shared, priv, pub); err != nil {
-			return err
-		}
-		secrets = append(secrets, shared[:]...)
-		return nil
-	}
-	if err := appendDH(&p.OurIdentity.Private, &p.TheirSignedPreKey); err != nil {
-		return nil, err
-	}
-	if err := appendDH(&p.OurBase.Private, &p.TheirIdentity); err != nil {
-		return nil, err
-	}
-	if err := appendDH(&p.OurBase.Private, &p.TheirSignedPreKey); err != nil {
-		return nil, err
-	}
+	in := newSecrets()
+	in.dh(&p.OurIdentity.Private, &p.TheirSignedPreKey)
+	in.dh(&p.OurBase.Private, &p.TheirIdentity)
+	in.dh(&p.OurBase.Private, &p.TheirSignedPreKey)
 	if p.TheirOneTimeKey != nil {
-		if err := appendDH(&p.OurBase.Private, p.TheirOneTimeKey); err != nil {
-			return nil, err
-		}
+		in.dh(&p.OurBase.Private, p.TheirOneTimeKey)
 	}
-	clear(shared[:])
-	secrets = append(secrets, p.KyberShared...)
-	root, recvChain := deriveInitial(secrets)
+	if in.err != nil {
+		clear(in.b)
+		return nil, in.err
+	}
+	root, recvChain := deriveInitial(append(in.b, p.KyberShared...))
 
 	sendRoot, sendChain, err := createChain(&root, &p.TheirSignedPreKey, &p.OurRatchet.Private)
 	if err != nil {
@@ -89,33 +98,18 @@ func InitAlice(p *AliceParams) (*State, error) {
 // InitBob builds the responder's state after PQXDH. Its first sending
 // chain uses the signed prekey as its ratchet key.
 func InitBob(p *BobParams) (*State, error) {
-	secrets := make([]byte, 0, 32*6)
-	secrets = append(secrets, discontinuity[:]...)
-	var shared [32]byte
-	appendDH := func(priv *[32]byte, pub *[33]byte) error {
-		if err := dh(&shared, priv, pub); err != nil {
-			return err
-		}
-		secrets = append(secrets, shared[:]...)
-		return nil
-	}
-	if err := appendDH(&p.OurSignedPreKey.Private, &p.TheirIdentity); err != nil {
-		return nil, err
-	}
-	if err := appendDH(&p.OurIdentity.Private, &p.TheirBaseKey); err != nil {
-		return nil, err
-	}
-	if err := appendDH(&p.OurSignedPreKey.Private, &p.TheirBaseKey); err != nil {
-		return nil, err
-	}
+	in := newSecrets()
+	in.dh(&p.OurSignedPreKey.Private, &p.TheirIdentity)
+	in.dh(&p.OurIdentity.Private, &p.TheirBaseKey)
+	in.dh(&p.OurSignedPreKey.Private, &p.TheirBaseKey)
 	if p.OurOneTimeKey != nil {
-		if err := appendDH(&p.OurOneTimeKey.Private, &p.TheirBaseKey); err != nil {
-			return nil, err
-		}
+		in.dh(&p.OurOneTimeKey.Private, &p.TheirBaseKey)
 	}
-	clear(shared[:])
-	secrets = append(secrets, p.KyberShared...)
-	root, chain := deriveInitial(secrets)
+	if in.err != nil {
+		clear(in.b)
+		return nil, in.err
+	}
+	root, chain := deriveInitial(append(in.b, p.KyberShared...))
 	return &State{
 		Version:        wire.CurrentVersion,
 		LocalIdentity:  p.OurIdentity.Public,
