@@ -1,0 +1,404 @@
+package devicestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/veil-e2ee/veil/protocol"
+)
+
+// querier is what reads need: a pool (*sql.DB) or a transaction (*sql.Tx).
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader holds the read methods shared by Store (each call its own
+// snapshot, on a reader connection) and Tx (inside the transaction).
+type reader struct{ q querier }
+
+// Tx is one write transaction, valid only inside the function passed to
+// Store.Update. It implements every protocol store interface, so
+// protocol.NewCipher(protocol.StoresOf(tx), …) keeps its ratchet state in
+// this transaction. A Tx is not safe for concurrent use.
+type Tx struct {
+	reader
+	tx  *sql.Tx
+	now func() time.Time
+}
+
+var _ protocol.AllStores = (*Tx)(nil)
+
+// Trust is how much we trust a peer's identity key.
+type Trust int
+
+const (
+	// Trusted: accepted on first use, or accepted by the user after a
+	// change.
+	Trusted Trust = 1
+	// Verified: the user compared safety numbers. A key change clears it.
+	Verified Trust = 2
+)
+
+func (t Trust) String() string {
+	switch t {
+	case Trusted:
+		return "trusted"
+	case Verified:
+		return "verified"
+	}
+	return fmt.Sprintf("Trust(%d)", int(t))
+}
+
+// IdentityRecord is what we know about a peer address's identity key.
+type IdentityRecord struct {
+	Address   protocol.Address
+	Key       protocol.PublicKey
+	Trust     Trust
+	FirstSeen time.Time // when this key was first stored for the address
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v) }
+
+// ---- IdentityStore ---------------------------------------------------------
+
+// IdentityKeyPair returns our identity key pair (ErrNotFound before
+// SetLocalIdentity).
+func (r reader) IdentityKeyPair(ctx context.Context) (protocol.IdentityKeyPair, error) {
+	var priv []byte
+	err := r.q.QueryRowContext(ctx, `SELECT private_key FROM local_identity WHERE id = 1`).Scan(&priv)
+	defer clear(priv)
+	if err != nil {
+		return protocol.IdentityKeyPair{}, dbErr("loading our identity", err)
+	}
+	k, err := protocol.ParsePrivateKey(priv)
+	if err != nil {
+		return protocol.IdentityKeyPair{}, fmt.Errorf("%w: our identity key", ErrCorrupt)
+	}
+	return protocol.NewKeyPair(k), nil
+}
+
+// LocalRegistrationID returns our registration id (ErrNotFound before
+// SetLocalIdentity).
+func (r reader) LocalRegistrationID(ctx context.Context) (uint32, error) {
+	var id uint32
+	err := r.q.QueryRowContext(ctx, `SELECT registration_id FROM local_identity WHERE id = 1`).Scan(&id)
+	if err != nil {
+		return 0, dbErr("loading our registration id", err)
+	}
+	return id, nil
+}
+
+// Identity returns the identity key stored for addr.
+func (r reader) Identity(ctx context.Context, addr protocol.Address) (protocol.PublicKey, bool, error) {
+	rec, err := r.IdentityRecord(ctx, addr)
+	if errors.Is(err, ErrNotFound) {
+		return protocol.PublicKey{}, false, nil
+	}
+	if err != nil {
+		return protocol.PublicKey{}, false, err
+	}
+	return rec.Key, true, nil
+}
+
+// IdentityRecord returns addr's identity key with its trust state
+// (ErrNotFound if none is stored).
+func (r reader) IdentityRecord(ctx context.Context, addr protocol.Address) (IdentityRecord, error) {
+	var (
+		key   []byte
+		trust int
+		first int64
+	)
+	err := r.q.QueryRowContext(ctx, `SELECT public_key, trust, first_seen FROM identities WHERE name = ? AND device_id = ?`,
+		addr.Name, addr.DeviceID).Scan(&key, &trust, &first)
+	if err != nil {
+		return IdentityRecord{}, dbErr("loading identity", err)
+	}
+	pk, err := protocol.ParsePublicKey(key)
+	if err != nil {
+		return IdentityRecord{}, fmt.Errorf("%w: stored identity key", ErrCorrupt)
+	}
+	return IdentityRecord{Address: addr, Key: pk, Trust: Trust(trust), FirstSeen: fromMS(first)}, nil
+}
+
+// IsTrustedIdentity is trust on first use: true if nothing is stored for
+// addr or the stored key equals key, in both directions.
+func (r reader) IsTrustedIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey, _ protocol.Direction) (bool, error) {
+	old, ok, err := r.Identity(ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	return !ok || old.Equal(key), nil
+}
+
+// SetLocalIdentity stores our identity key pair and registration id, once
+// (ErrExists if already set).
+func (t *Tx) SetLocalIdentity(ctx context.Context, id protocol.IdentityKeyPair, registrationID uint32) error {
+	priv := id.Private.Bytes()
+	defer clear(priv)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO local_identity (id, private_key, registration_id, created_at) VALUES (1, ?, ?, ?)`,
+		priv, registrationID, ms(t.now()))
+	if err = dbErr("storing our identity", err); errors.Is(err, ErrDuplicate) {
+		return fmt.Errorf("%w: our identity is already set", ErrExists)
+	}
+	return err
+}
+
+// SaveIdentity stores key as addr's identity. It reports whether a
+// different key was stored before; a changed key is stored as Trusted
+// (the verified mark is cleared) with FirstSeen now. Saving the same key
+// changes nothing, a Verified mark included.
+func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey) (bool, error) {
+	old, ok, err := t.Identity(ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	if ok && old.Equal(key) {
+		return false, nil
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO identities (name, device_id, public_key, trust, first_seen) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name, device_id) DO UPDATE SET public_key = excluded.public_key, trust = excluded.trust, first_seen = excluded.first_seen`,
+		addr.Name, addr.DeviceID, key.Bytes(), int(Trusted), ms(t.now()))
+	if err != nil {
+		return false, dbErr("saving identity", err)
+	}
+	return ok, nil
+}
+
+// SetVerified marks addr's identity Verified (verified=true) or back to
+// Trusted. key is the key the user verified: if it is not the stored one
+// (it changed meanwhile) the result is ErrIdentityMismatch and nothing
+// changes.
+func (t *Tx) SetVerified(ctx context.Context, addr protocol.Address, key protocol.PublicKey, verified bool) error {
+	old, ok, err := t.Identity(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: no identity for %s", ErrNotFound, addr)
+	}
+	if !old.Equal(key) {
+		return fmt.Errorf("%w: %s", ErrIdentityMismatch, addr)
+	}
+	trust := Trusted
+	if verified {
+		trust = Verified
+	}
+	_, err = t.tx.ExecContext(ctx, `UPDATE identities SET trust = ? WHERE name = ? AND device_id = ?`, int(trust), addr.Name, addr.DeviceID)
+	return dbErr("setting trust", err)
+}
+
+// ---- PreKeyStore -------------------------------------------------------------
+
+// LoadPreKey returns a one-time prekey; an unknown id is
+// protocol.ErrNoPreKey (and ErrNotFound).
+func (r reader) LoadPreKey(ctx context.Context, id uint32) (protocol.PreKeyRecord, error) {
+	var b []byte
+	err := r.q.QueryRowContext(ctx, `SELECT record FROM prekeys WHERE id = ?`, id).Scan(&b)
+	defer clear(b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.PreKeyRecord{}, fmt.Errorf("%w: %w: prekey %d", protocol.ErrNoPreKey, ErrNotFound, id)
+	}
+	if err != nil {
+		return protocol.PreKeyRecord{}, dbErr("loading prekey", err)
+	}
+	rec, err := protocol.ParsePreKeyRecord(b)
+	if err != nil {
+		return protocol.PreKeyRecord{}, fmt.Errorf("%w: prekey %d", ErrCorrupt, id)
+	}
+	return rec, nil
+}
+
+// StorePreKey stores (or replaces) a one-time prekey.
+func (t *Tx) StorePreKey(ctx context.Context, rec protocol.PreKeyRecord) error {
+	b := rec.Marshal()
+	defer clear(b)
+	_, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO prekeys (id, record) VALUES (?, ?)`, rec.ID, b)
+	return dbErr("storing prekey", err)
+}
+
+// RemovePreKey deletes a one-time prekey (no error if it is gone).
+func (t *Tx) RemovePreKey(ctx context.Context, id uint32) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM prekeys WHERE id = ?`, id)
+	return dbErr("removing prekey", err)
+}
+
+// ---- SignedPreKeyStore -------------------------------------------------------
+
+// LoadSignedPreKey returns a signed prekey; an unknown id is
+// protocol.ErrNoSignedPreKey (and ErrNotFound).
+func (r reader) LoadSignedPreKey(ctx context.Context, id uint32) (protocol.SignedPreKeyRecord, error) {
+	var b []byte
+	err := r.q.QueryRowContext(ctx, `SELECT record FROM signed_prekeys WHERE id = ?`, id).Scan(&b)
+	defer clear(b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.SignedPreKeyRecord{}, fmt.Errorf("%w: %w: signed prekey %d", protocol.ErrNoSignedPreKey, ErrNotFound, id)
+	}
+	if err != nil {
+		return protocol.SignedPreKeyRecord{}, dbErr("loading signed prekey", err)
+	}
+	rec, err := protocol.ParseSignedPreKeyRecord(b)
+	if err != nil {
+		return protocol.SignedPreKeyRecord{}, fmt.Errorf("%w: signed prekey %d", ErrCorrupt, id)
+	}
+	return rec, nil
+}
+
+// StoreSignedPreKey stores (or replaces) a signed prekey.
+func (t *Tx) StoreSignedPreKey(ctx context.Context, rec protocol.SignedPreKeyRecord) error {
+	b := rec.Marshal()
+	defer clear(b)
+	_, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO signed_prekeys (id, record, created_at) VALUES (?, ?, ?)`,
+		rec.ID, b, ms(rec.Timestamp))
+	return dbErr("storing signed prekey", err)
+}
+
+// RemoveSignedPreKey deletes a signed prekey (after rotation and its
+// grace period).
+func (t *Tx) RemoveSignedPreKey(ctx context.Context, id uint32) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM signed_prekeys WHERE id = ?`, id)
+	return dbErr("removing signed prekey", err)
+}
+
+// ---- KyberPreKeyStore --------------------------------------------------------
+
+// LoadKyberPreKey returns a Kyber prekey; an unknown id is
+// protocol.ErrNoKyberPreKey (and ErrNotFound).
+func (r reader) LoadKyberPreKey(ctx context.Context, id uint32) (protocol.KyberPreKeyRecord, error) {
+	var b []byte
+	err := r.q.QueryRowContext(ctx, `SELECT record FROM kyber_prekeys WHERE id = ?`, id).Scan(&b)
+	defer clear(b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.KyberPreKeyRecord{}, fmt.Errorf("%w: %w: Kyber prekey %d", protocol.ErrNoKyberPreKey, ErrNotFound, id)
+	}
+	if err != nil {
+		return protocol.KyberPreKeyRecord{}, dbErr("loading Kyber prekey", err)
+	}
+	rec, err := protocol.ParseKyberPreKeyRecord(b)
+	if err != nil {
+		return protocol.KyberPreKeyRecord{}, fmt.Errorf("%w: Kyber prekey %d", ErrCorrupt, id)
+	}
+	return rec, nil
+}
+
+// StoreKyberPreKey stores (or replaces) a Kyber prekey.
+func (t *Tx) StoreKyberPreKey(ctx context.Context, rec protocol.KyberPreKeyRecord) error {
+	b := rec.Marshal()
+	defer clear(b)
+	_, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO kyber_prekeys (id, record, last_resort, created_at) VALUES (?, ?, ?, ?)`,
+		rec.ID, b, rec.LastResort, ms(rec.Timestamp))
+	return dbErr("storing Kyber prekey", err)
+}
+
+// MarkKyberPreKeyUsed deletes a one-time Kyber prekey. A last-resort key
+// is kept, and the (signed prekey, base key) pair that used it is
+// recorded: a second PreKey message with the same pair is a replay and
+// fails with ErrKyberPreKeyReused. An unknown id is not an error.
+func (t *Tx) MarkKyberPreKeyUsed(ctx context.Context, id uint32, signedPreKeyID uint32, baseKey protocol.PublicKey) error {
+	var lastResort bool
+	err := t.tx.QueryRowContext(ctx, `SELECT last_resort FROM kyber_prekeys WHERE id = ?`, id).Scan(&lastResort)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return dbErr("loading Kyber prekey", err)
+	}
+	if !lastResort {
+		_, err := t.tx.ExecContext(ctx, `DELETE FROM kyber_prekeys WHERE id = ?`, id)
+		return dbErr("removing Kyber prekey", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO kyber_prekey_uses (kyber_id, signed_prekey_id, base_key) VALUES (?, ?, ?)`,
+		id, signedPreKeyID, baseKey.Bytes())
+	if err = dbErr("recording Kyber prekey use", err); errors.Is(err, ErrDuplicate) {
+		return fmt.Errorf("%w: Kyber prekey %d", ErrKyberPreKeyReused, id)
+	}
+	return err
+}
+
+// RemoveKyberPreKey deletes a Kyber prekey (e.g. a rotated last-resort
+// key after its grace period).
+func (t *Tx) RemoveKyberPreKey(ctx context.Context, id uint32) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM kyber_prekeys WHERE id = ?`, id)
+	return dbErr("removing Kyber prekey", err)
+}
+
+// PreKeyCounts is how many of our prekeys the store holds, and the
+// highest ids used, for refills that must not reuse an id.
+type PreKeyCounts struct {
+	OneTime, OneTimeKyber, LastResortKyber, Signed int
+	MaxPreKeyID, MaxKyberPreKeyID, MaxSignedPreKeyID uint32
+}
+
+// PreKeyCounts counts our prekeys.
+func (r reader) PreKeyCounts(ctx context.Context) (PreKeyCounts, error) {
+	var c PreKeyCounts
+	err := r.q.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM prekeys), (SELECT coalesce(max(id), 0) FROM prekeys),
+		(SELECT count(*) FROM kyber_prekeys WHERE last_resort = 0),
+		(SELECT count(*) FROM kyber_prekeys WHERE last_resort = 1),
+		(SELECT coalesce(max(id), 0) FROM kyber_prekeys),
+		(SELECT count(*) FROM signed_prekeys), (SELECT coalesce(max(id), 0) FROM signed_prekeys)`).
+		Scan(&c.OneTime, &c.MaxPreKeyID, &c.OneTimeKyber, &c.LastResortKyber, &c.MaxKyberPreKeyID, &c.Signed, &c.MaxSignedPreKeyID)
+	return c, dbErr("counting prekeys", err)
+}
+
+// ---- SessionStore ------------------------------------------------------------
+
+// LoadSession returns the session with addr, or (nil, nil) if none.
+func (r reader) LoadSession(ctx context.Context, addr protocol.Address) (*protocol.SessionRecord, error) {
+	var b []byte
+	err := r.q.QueryRowContext(ctx, `SELECT record FROM sessions WHERE name = ? AND device_id = ?`, addr.Name, addr.DeviceID).Scan(&b)
+	defer clear(b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, dbErr("loading session", err)
+	}
+	rec, err := protocol.ParseSessionRecord(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: session with %s: %w", ErrCorrupt, addr, err)
+	}
+	return rec, nil
+}
+
+// SessionDevices returns the device ids we have sessions with for an
+// account name, in order (for fan-out to every device).
+func (r reader) SessionDevices(ctx context.Context, name string) ([]uint32, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT device_id FROM sessions WHERE name = ? ORDER BY device_id`, name)
+	if err != nil {
+		return nil, dbErr("listing sessions", err)
+	}
+	defer rows.Close()
+	var ids []uint32
+	for rows.Next() {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return nil, dbErr("listing sessions", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, dbErr("listing sessions", rows.Err())
+}
+
+// StoreSession stores (or replaces) the session with addr.
+func (t *Tx) StoreSession(ctx context.Context, addr protocol.Address, rec *protocol.SessionRecord) error {
+	b := rec.Marshal()
+	defer clear(b)
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (name, device_id, record, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name, device_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`,
+		addr.Name, addr.DeviceID, b, ms(t.now()))
+	return dbErr("storing session", err)
+}
+
+// DeleteSession removes the session with addr (e.g. a removed device).
+func (t *Tx) DeleteSession(ctx context.Context, addr protocol.Address) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM sessions WHERE name = ? AND device_id = ?`, addr.Name, addr.DeviceID)
+	return dbErr("deleting session", err)
+}
