@@ -90,10 +90,17 @@ func FuzzParseAck(f *testing.F) {
 func FuzzClientFrame(f *testing.F) {
 	f.Add([]byte(`{"type":"ack","seq":1}`))
 	f.Add([]byte(`{"type":"ack","seq":0}`))
+	f.Add([]byte(`{"type":"ack","seq":01}`))
+	f.Add([]byte(`{"type":"ack","seq":1234567890123456789}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		seq, err := parseClientFrame(in)
 		if err == nil && seq < 1 {
 			t.Fatal("non-positive seq accepted")
+		}
+		// The hand-parsed fast path must agree with the JSON decoder.
+		jseq, jerr := parseClientFrameJSON(in)
+		if (err == nil) != (jerr == nil) || seq != jseq {
+			t.Fatalf("fast path %d, %v; decoder %d, %v", seq, err, jseq, jerr)
 		}
 	})
 }

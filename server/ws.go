@@ -2,10 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,9 +48,46 @@ const maxClientFrame = 1024
 
 var errBadFrame = errors.New("server: bad websocket frame")
 
+// ackPrefix and ackSuffix frame the canonical ack, the form every
+// client sends; parseClientFrame reads it without the JSON decoder.
+const (
+	ackPrefix = `{"type":"ack","seq":`
+	ackSuffix = `}`
+)
+
 // parseClientFrame decodes one client frame; only {"type":"ack","seq":N}
-// with N > 0 is valid.
+// with N > 0 is valid. The canonical form (no spaces, fields in this
+// order, N without leading zeros) is parsed by hand, as it arrives once
+// per delivered envelope; anything else goes through the strict decoder,
+// which accepts exactly the same values (FuzzClientFrame compares them).
 func parseClientFrame(b []byte) (int64, error) {
+	if seq, ok := parseCanonicalAck(b); ok {
+		return seq, nil
+	}
+	return parseClientFrameJSON(b)
+}
+
+// parseCanonicalAck parses {"type":"ack","seq":N} with N in 1..10^18-1;
+// ok is false for any other input.
+func parseCanonicalAck(b []byte) (seq int64, ok bool) {
+	if len(b) <= len(ackPrefix)+len(ackSuffix) || string(b[:len(ackPrefix)]) != ackPrefix || b[len(b)-1] != '}' {
+		return 0, false
+	}
+	digits := b[len(ackPrefix) : len(b)-len(ackSuffix)]
+	if len(digits) > 18 || digits[0] < '1' || digits[0] > '9' {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		seq = seq*10 + int64(c-'0')
+	}
+	return seq, true
+}
+
+// parseClientFrameJSON is parseClientFrame through the JSON decoder.
+func parseClientFrameJSON(b []byte) (int64, error) {
 	var a wsAck
 	if e := decodeStrict(b, &a); e != nil {
 		return 0, errBadFrame
@@ -194,6 +232,7 @@ type delivery struct {
 	rescan   bool               // look below cursor too (a wake for an older seq)
 	more     bool               // the last fetch was cut short by the in-flight bound
 	emptied  bool               // queue_empty sent
+	buf      []byte             // frame encoding buffer, reused within a fill
 }
 
 const maxLatencySamples = 4096
@@ -347,6 +386,8 @@ func (d *delivery) fill(ctx context.Context) error {
 		return err
 	}
 	pushed := 0
+	// The buffer lives for one fill only: an idle connection keeps none.
+	defer func() { d.buf = nil }()
 	for _, e := range envs {
 		if _, ok := d.inflight[e.Seq]; ok {
 			continue
@@ -354,7 +395,8 @@ func (d *delivery) fill(ctx context.Context) error {
 		if pushed == room {
 			break
 		}
-		if err := d.write(ctx, wsFrame{Type: "envelope", Envelope: ptr(toEnvelopeJSON(e))}); err != nil {
+		d.buf = appendEnvelopeFrame(d.buf[:0], &e)
+		if err := d.write(ctx, d.buf); err != nil {
 			return err
 		}
 		s.m.pushed.Inc()
@@ -365,20 +407,46 @@ func (d *delivery) fill(ctx context.Context) error {
 	d.more = len(envs) == limit
 	if !d.more && !d.emptied {
 		d.emptied = true
-		if err := d.write(ctx, wsFrame{Type: "queue_empty"}); err != nil {
+		if err := d.write(ctx, queueEmptyFrame); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func ptr[T any](v T) *T { return &v }
+// queueEmptyFrame is wsFrame{Type: "queue_empty"} encoded.
+var queueEmptyFrame = []byte(`{"type":"queue_empty"}`)
 
-func (d *delivery) write(ctx context.Context, f wsFrame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
+// appendEnvelopeFrame appends wsFrame{Type: "envelope", Envelope:
+// toEnvelopeJSON(e)} as encoding/json would encode it (TestEnvelopeFrame
+// checks byte equality), without reflection and without the copies
+// encoding/json makes of a base64 field: this runs once per push.
+func appendEnvelopeFrame(b []byte, e *store.Envelope) []byte {
+	b = append(b, `{"type":"envelope","envelope":{"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"message_id":"`...)
+	b = base64.StdEncoding.AppendEncode(b, e.MessageID[:])
+	b = append(b, `","type":`...)
+	b = strconv.AppendUint(b, uint64(e.Type), 10)
+	if e.Sender != (store.AccountID{}) {
+		b = append(b, `,"sender":"`...)
+		b = append(b, e.Sender.String()...)
+		b = append(b, '"')
+		if e.SenderDevice != 0 {
+			b = append(b, `,"sender_device":`...)
+			b = strconv.AppendUint(b, uint64(e.SenderDevice), 10)
+		}
 	}
+	b = append(b, `,"content":"`...)
+	b = base64.StdEncoding.AppendEncode(b, e.Content)
+	b = append(b, `","received_at":`...)
+	b = strconv.AppendInt(b, e.ReceivedAt.Unix(), 10)
+	return append(b, "}}"...)
+}
+
+// write sends one text frame. The library has written b when it
+// returns, so the caller may reuse b.
+func (d *delivery) write(ctx context.Context, b []byte) error {
 	// Not derived from ctx: the library drops the connection when a
 	// write's context ends mid-write, and a shutdown must instead let the
 	// write finish and send a close code.
