@@ -62,6 +62,8 @@ func dbErr(op string, err error) error {
 	var serr *sqlite3.Error
 	if errors.As(err, &serr) {
 		code = serr.Code()
+	} else {
+		errors.As(err, &code)
 	}
 	switch {
 	case err == nil:
@@ -78,7 +80,7 @@ func dbErr(op string, err error) error {
 		return fmt.Errorf("devicestore: %s: %w", op, context.DeadlineExceeded)
 	case errors.Is(err, sqlite3.CONSTRAINT_UNIQUE) || errors.Is(err, sqlite3.CONSTRAINT_PRIMARYKEY):
 		return fmt.Errorf("%w: %s", ErrDuplicate, op)
-	case code == sqlite3.NOTADB || code == sqlite3.CORRUPT:
+	case code == sqlite3.NOTADB || code == sqlite3.CORRUPT || errors.Is(err, sqlite3.NOTADB) || errors.Is(err, sqlite3.CORRUPT):
 		return fmt.Errorf("%w: %s", ErrCorrupt, op)
 	case code != 0:
 		return fmt.Errorf("%w: %s: %s", ErrStorage, op, code.Error())

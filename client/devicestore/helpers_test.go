@@ -3,6 +3,7 @@ package devicestore_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"testing"
 	"time"
 
@@ -146,3 +147,5 @@ func msgID(t testing.TB) []byte {
 	rand.Read(b)
 	return b
 }
+
+func sprintf(f string, v any) string { return fmt.Sprintf(f, v) }

@@ -331,7 +331,7 @@ func (t *Tx) RemoveKyberPreKey(ctx context.Context, id uint32) error {
 // PreKeyCounts is how many of our prekeys the store holds, and the
 // highest ids used, for refills that must not reuse an id.
 type PreKeyCounts struct {
-	OneTime, OneTimeKyber, LastResortKyber, Signed int
+	OneTime, OneTimeKyber, LastResortKyber, Signed   int
 	MaxPreKeyID, MaxKyberPreKeyID, MaxSignedPreKeyID uint32
 }
 
