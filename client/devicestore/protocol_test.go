@@ -92,7 +92,7 @@ func TestAliceBobWithReopen(t *testing.T) {
 		d    *device
 		peer *device
 	}{{alice, bob}, {bob, alice}} {
-		rec, err := c.d.s.IdentityRecord(t.Context(), c.peer.addr)
+		rec, err := c.d.s.IdentityRecord(t.Context(), c.peer.addr.Name)
 		if err != nil || !rec.Key.Equal(c.peer.id.Public) || rec.Trust != devicestore.Trusted {
 			t.Errorf("%s's record of %s: %+v, %v", c.d.addr.Name, c.peer.addr.Name, rec, err)
 		}

@@ -202,6 +202,7 @@ func open(ctx context.Context, path string, k *keys, create bool, o options) (*S
 		return nil, dbErr("opening database", err)
 	}
 	r.SetMaxOpenConns(o.readers)
+	r.SetMaxIdleConns(o.readers) // keep them: each new one re-runs the pragmas and FTS5 registration
 	s.r = r
 	s.reader = reader{q: r}
 	return s, nil

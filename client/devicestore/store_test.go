@@ -57,10 +57,10 @@ func TestIdentityTrust(t *testing.T) {
 	if _, ok, err := s.Identity(ctx, bob); ok || err != nil {
 		t.Fatalf("Identity of unknown = %v, %v", ok, err)
 	}
-	if _, err := s.IdentityRecord(ctx, bob); !errors.Is(err, devicestore.ErrNotFound) {
+	if _, err := s.IdentityRecord(ctx, "bob"); !errors.Is(err, devicestore.ErrNotFound) {
 		t.Fatalf("IdentityRecord of unknown: %v", err)
 	}
-	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, bob, k1.Public, true) })
+	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k1.Public, true) })
 	if !errors.Is(err, devicestore.ErrNotFound) {
 		t.Fatalf("SetVerified of unknown: %v, want ErrNotFound", err)
 	}
@@ -77,7 +77,7 @@ func TestIdentityTrust(t *testing.T) {
 	}
 	record := func() devicestore.IdentityRecord {
 		t.Helper()
-		r, err := s.IdentityRecord(ctx, bob)
+		r, err := s.IdentityRecord(ctx, "bob")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,10 +86,10 @@ func TestIdentityTrust(t *testing.T) {
 	if save(k1.Public) {
 		t.Fatal("first save reported a change")
 	}
-	if r := record(); !r.Key.Equal(k1.Public) || r.Trust != devicestore.Trusted || !r.FirstSeen.Equal(clock) || r.Address != bob {
+	if r := record(); !r.Key.Equal(k1.Public) || r.Trust != devicestore.Trusted || !r.FirstSeen.Equal(clock) || r.Name != "bob" {
 		t.Fatalf("after first save: %+v", r)
 	}
-	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, bob, k1.Public, true) })
+	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k1.Public, true) })
 	clock = clock.Add(time.Hour)
 	if save(k1.Public) {
 		t.Fatal("saving the same key reported a change")
@@ -105,7 +105,7 @@ func TestIdentityTrust(t *testing.T) {
 			t.Fatalf("the stored key is not trusted (direction %d)", dir)
 		}
 	}
-	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, bob, k2.Public, true) })
+	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, true) })
 	if !errors.Is(err, devicestore.ErrIdentityMismatch) {
 		t.Fatalf("verifying a key that is not stored: %v, want ErrIdentityMismatch", err)
 	}
@@ -118,14 +118,22 @@ func TestIdentityTrust(t *testing.T) {
 	if ok, _ := s.IsTrustedIdentity(ctx, bob, k1.Public, protocol.Sending); ok {
 		t.Fatal("the old key is still trusted")
 	}
-	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, bob, k2.Public, true) })
-	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, bob, k2.Public, false) })
+	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, true) })
+	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, false) })
 	if r := record(); r.Trust != devicestore.Trusted {
 		t.Fatalf("unverify: %v", r.Trust)
 	}
-	// Another device of the same account is its own address.
-	if _, ok, _ := s.Identity(ctx, protocol.Address{Name: "bob", DeviceID: 3}); ok {
-		t.Fatal("identity leaked to another device id")
+	// Identities are per account: another device of bob has the same one,
+	// and presenting another key from it is a change for the account.
+	dev3 := protocol.Address{Name: "bob", DeviceID: 3}
+	if k, ok, _ := s.Identity(ctx, dev3); !ok || !k.Equal(k2.Public) {
+		t.Fatal("another device of the account does not share its identity")
+	}
+	if ok, _ := s.IsTrustedIdentity(ctx, dev3, k1.Public, protocol.Receiving); ok {
+		t.Fatal("another device of the account may present another key")
+	}
+	if _, ok, _ := s.Identity(ctx, protocol.Address{Name: "carol", DeviceID: 2}); ok {
+		t.Fatal("identity leaked to another account")
 	}
 	if fmt.Sprint(devicestore.Trusted, devicestore.Verified) != "trusted verified" {
 		t.Fatal("Trust.String")

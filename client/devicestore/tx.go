@@ -54,9 +54,9 @@ func (t Trust) String() string {
 	return fmt.Sprintf("Trust(%d)", int(t))
 }
 
-// IdentityRecord is what we know about a peer address's identity key.
+// IdentityRecord is what we know about a peer account's identity key.
 type IdentityRecord struct {
-	Address   protocol.Address
+	Name      string // the account (protocol.Address.Name)
 	Key       protocol.PublicKey
 	Trust     Trust
 	FirstSeen time.Time // when this key was first stored for the address
@@ -95,9 +95,11 @@ func (r reader) LocalRegistrationID(ctx context.Context) (uint32, error) {
 	return id, nil
 }
 
-// Identity returns the identity key stored for addr.
+// Identity returns the identity key stored for addr's account. Identities
+// are kept per account (addr.Name): every device of an account shares its
+// identity key.
 func (r reader) Identity(ctx context.Context, addr protocol.Address) (protocol.PublicKey, bool, error) {
-	rec, err := r.IdentityRecord(ctx, addr)
+	rec, err := r.IdentityRecord(ctx, addr.Name)
 	if errors.Is(err, ErrNotFound) {
 		return protocol.PublicKey{}, false, nil
 	}
@@ -107,16 +109,16 @@ func (r reader) Identity(ctx context.Context, addr protocol.Address) (protocol.P
 	return rec.Key, true, nil
 }
 
-// IdentityRecord returns addr's identity key with its trust state
+// IdentityRecord returns an account's identity key with its trust state
 // (ErrNotFound if none is stored).
-func (r reader) IdentityRecord(ctx context.Context, addr protocol.Address) (IdentityRecord, error) {
+func (r reader) IdentityRecord(ctx context.Context, name string) (IdentityRecord, error) {
 	var (
 		key   []byte
 		trust int
 		first int64
 	)
-	err := r.q.QueryRowContext(ctx, `SELECT public_key, trust, first_seen FROM identities WHERE name = ? AND device_id = ?`,
-		addr.Name, addr.DeviceID).Scan(&key, &trust, &first)
+	err := r.q.QueryRowContext(ctx, `SELECT public_key, trust, first_seen FROM identities WHERE name = ?`,
+		name).Scan(&key, &trust, &first)
 	if err != nil {
 		return IdentityRecord{}, dbErr("loading identity", err)
 	}
@@ -124,7 +126,7 @@ func (r reader) IdentityRecord(ctx context.Context, addr protocol.Address) (Iden
 	if err != nil {
 		return IdentityRecord{}, fmt.Errorf("%w: stored identity key", ErrCorrupt)
 	}
-	return IdentityRecord{Address: addr, Key: pk, Trust: Trust(trust), FirstSeen: fromMS(first)}, nil
+	return IdentityRecord{Name: name, Key: pk, Trust: Trust(trust), FirstSeen: fromMS(first)}, nil
 }
 
 // IsTrustedIdentity is trust on first use: true if nothing is stored for
@@ -150,7 +152,7 @@ func (t *Tx) SetLocalIdentity(ctx context.Context, id protocol.IdentityKeyPair, 
 	return err
 }
 
-// SaveIdentity stores key as addr's identity. It reports whether a
+// SaveIdentity stores key as the identity of addr's account. It reports whether a
 // different key was stored before; a changed key is stored as Trusted
 // (the verified mark is cleared) with FirstSeen now. Saving the same key
 // changes nothing, a Verified mark included.
@@ -162,35 +164,32 @@ func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protoc
 	if ok && old.Equal(key) {
 		return false, nil
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO identities (name, device_id, public_key, trust, first_seen) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (name, device_id) DO UPDATE SET public_key = excluded.public_key, trust = excluded.trust, first_seen = excluded.first_seen`,
-		addr.Name, addr.DeviceID, key.Bytes(), int(Trusted), ms(t.now()))
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO identities (name, public_key, trust, first_seen) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET public_key = excluded.public_key, trust = excluded.trust, first_seen = excluded.first_seen`,
+		addr.Name, key.Bytes(), int(Trusted), ms(t.now()))
 	if err != nil {
 		return false, dbErr("saving identity", err)
 	}
 	return ok, nil
 }
 
-// SetVerified marks addr's identity Verified (verified=true) or back to
-// Trusted. key is the key the user verified: if it is not the stored one
-// (it changed meanwhile) the result is ErrIdentityMismatch and nothing
-// changes.
-func (t *Tx) SetVerified(ctx context.Context, addr protocol.Address, key protocol.PublicKey, verified bool) error {
-	old, ok, err := t.Identity(ctx, addr)
+// SetVerified marks an account's identity Verified (verified=true) or
+// back to Trusted. key is the key whose safety number the user compared:
+// if it is not the stored one (it changed meanwhile) the result is
+// ErrIdentityMismatch and nothing changes.
+func (t *Tx) SetVerified(ctx context.Context, name string, key protocol.PublicKey, verified bool) error {
+	rec, err := t.IdentityRecord(ctx, name)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("%w: no identity for %s", ErrNotFound, addr)
-	}
-	if !old.Equal(key) {
-		return fmt.Errorf("%w: %s", ErrIdentityMismatch, addr)
+	if !rec.Key.Equal(key) {
+		return fmt.Errorf("%w: %s", ErrIdentityMismatch, name)
 	}
 	trust := Trusted
 	if verified {
 		trust = Verified
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE identities SET trust = ? WHERE name = ? AND device_id = ?`, int(trust), addr.Name, addr.DeviceID)
+	_, err = t.tx.ExecContext(ctx, `UPDATE identities SET trust = ? WHERE name = ?`, int(trust), name)
 	return dbErr("setting trust", err)
 }
 

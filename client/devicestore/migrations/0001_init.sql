@@ -61,15 +61,15 @@ CREATE TABLE sessions (
 	PRIMARY KEY (name, device_id)
 ) WITHOUT ROWID;
 
--- Peers' identity keys by address. trust: 1 trusted (first use or
--- accepted after a change), 2 verified (safety number compared).
+-- Peers' identity keys by account (an address's name): a Veil account's
+-- devices share one identity key, as in Signal, so trust and the verified
+-- mark are per account. trust: 1 trusted (first use, or accepted after a
+-- change), 2 verified (safety number compared).
 CREATE TABLE identities (
-	name       TEXT    NOT NULL,
-	device_id  INTEGER NOT NULL,
+	name       TEXT    PRIMARY KEY,
 	public_key BLOB    NOT NULL,
 	trust      INTEGER NOT NULL CHECK (trust IN (1, 2)),
-	first_seen INTEGER NOT NULL,
-	PRIMARY KEY (name, device_id)
+	first_seen INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 -- People we talk to, by account id.
