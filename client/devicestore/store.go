@@ -196,6 +196,14 @@ func open(ctx context.Context, path string, k *keys, create bool, o options) (*S
 		w.Close()
 		return nil, err
 	}
+	// SQLite creates its files 0666 less the umask; they are encrypted,
+	// but other users have no business reading them either.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.Close()
+			return nil, fmt.Errorf("devicestore: restricting file permissions: %w", err)
+		}
+	}
 	r, err := driver.Open(base+"&_pragma=query_only(1)", initConn)
 	if err != nil {
 		w.Close()

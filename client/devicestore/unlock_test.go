@@ -121,9 +121,19 @@ func TestCreateOpenFiles(t *testing.T) {
 		t.Fatalf("Create over a store: %v, want ErrExists", err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, devicestore.HeaderFile))
-	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 67 {
+	if err != nil || fi.Size() != 67 {
 		t.Fatalf("header file: %v, %v", fi, err)
 	}
+	s, err = devicestore.Open(ctx, dir, devicestore.Passphrase(testPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{devicestore.HeaderFile, devicestore.DatabaseFile, devicestore.DatabaseFile + "-wal", devicestore.DatabaseFile + "-shm"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", name, fi.Mode(), err)
+		}
+	}
+	s.Close()
 	// A header edited to other costs no longer unlocks.
 	hdrPath := filepath.Join(dir, devicestore.HeaderFile)
 	hdr, _ := os.ReadFile(hdrPath)
