@@ -72,7 +72,7 @@ func dbErr(op string, err error) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, op)
 	case errors.Is(err, sql.ErrTxDone):
 		return fmt.Errorf("%w: %s", ErrTxDone, op)
-	case errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed":
+	case errors.Is(err, sql.ErrConnDone) || err.Error() == "sql: database is closed": // database/sql exports no value for the latter
 		return fmt.Errorf("%w: %s", ErrClosed, op)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("devicestore: %s: %w", op, context.Canceled)

@@ -56,7 +56,8 @@ type KDFParams struct {
 
 // DefaultKDFParams: Argon2id with 3 passes over 64 MiB in 2 lanes (RFC 9106's
 // second recommended option has t=3, m=64 MiB; 2 lanes match a small
-// device). About 0.2 s on one core of the build machine; see docs/CLIENT.md.
+// device). An unlock takes about 0.3 s on the 2-core build machine; see
+// docs/CLIENT.md.
 var DefaultKDFParams = KDFParams{Time: 3, Memory: 64 * 1024, Threads: 2}
 
 // Bounds a header must respect: a damaged or hostile header must not make

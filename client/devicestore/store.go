@@ -90,18 +90,18 @@ func Create(ctx context.Context, dir string, u Unlock, opts ...Option) (*Store, 
 	}
 	o := buildOptions(opts)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("devicestore: creating directory: %w", pathErr(err))
+		return nil, fmt.Errorf("devicestore: creating directory: %w", err)
 	}
 	hdrPath := filepath.Join(dir, HeaderFile)
 	if _, err := os.Stat(hdrPath); err == nil {
 		return nil, fmt.Errorf("%w: a device store is already in the directory", ErrExists)
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("devicestore: reading header: %w", pathErr(err))
+		return nil, fmt.Errorf("devicestore: reading header: %w", err)
 	}
 	dbPath := filepath.Join(dir, DatabaseFile)
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		if err := os.Remove(dbPath + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("devicestore: removing a half-created database: %w", pathErr(err))
+			return nil, fmt.Errorf("devicestore: removing a half-created database: %w", err)
 		}
 	}
 
@@ -122,7 +122,7 @@ func Create(ctx context.Context, dir string, u Unlock, opts ...Option) (*Store, 
 	}
 	if err := writeFileAtomic(hdrPath, h.marshal()); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("devicestore: writing header: %w", pathErr(err))
+		return nil, fmt.Errorf("devicestore: writing header: %w", err)
 	}
 	return s, nil
 }
@@ -139,7 +139,7 @@ func Open(ctx context.Context, dir string, u Unlock, opts ...Option) (*Store, er
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no device store in the directory", ErrNotFound)
 	} else if err != nil {
-		return nil, fmt.Errorf("devicestore: reading header: %w", pathErr(err))
+		return nil, fmt.Errorf("devicestore: reading header: %w", err)
 	}
 	h, err := parseHeader(b)
 	if err != nil {
@@ -159,10 +159,6 @@ func Open(ctx context.Context, dir string, u Unlock, opts ...Option) (*Store, er
 	}
 	return open(ctx, dbPath, k, false, o)
 }
-
-// pathErr keeps the kind of a file-system error (fs.ErrNotExist,
-// fs.ErrPermission…) and drops nothing secret: paths are not secret.
-func pathErr(err error) error { return err }
 
 func open(ctx context.Context, path string, k *keys, create bool, o options) (*Store, error) {
 	mode := "rw"
@@ -319,7 +315,10 @@ func (s *Store) Close() error {
 // This is how ratchet state and application data commit together: the
 // Tx is a [protocol.AllStores], so a Cipher built over it in fn writes its
 // session changes into the same transaction as the message fn stores.
-// The tx must not be used after fn returns.
+// The tx must not be used after fn returns, and fn must not call Update
+// (there is one writer connection: a nested Update would wait forever).
+// fn may call the Store's read methods, which see the last commit, not
+// fn's uncommitted writes; read through tx for those.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	sqlTx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
