@@ -139,6 +139,18 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	}
 	t.Logf("open store: scanned %d bytes (WAL %d), nothing found", read, wal.Size())
 
+	// After a checkpoint the pages are in the database file (and the WAL
+	// is truncated): still nothing.
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if wal, err := os.Stat(filepath.Join(dir, DatabaseFile+"-wal")); err != nil || wal.Size() != 0 {
+		t.Fatalf("WAL after a TRUNCATE checkpoint: %v, %v", wal, err)
+	}
+	if found, _ := scan(t, dir, want); len(found) > 0 {
+		t.Errorf("checkpointed store: found %v", found)
+	}
+
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

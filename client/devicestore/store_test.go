@@ -2,6 +2,7 @@ package devicestore_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -440,6 +441,12 @@ func TestTxAfterUpdateAndClosedStore(t *testing.T) {
 	update(t, s, func(tx *devicestore.Tx) error { leaked = tx; return nil })
 	if err := leaked.StorePreKey(ctx, protocol.PreKeyRecord{ID: 1}); !errors.Is(err, devicestore.ErrTxDone) {
 		t.Fatalf("Tx used after Update: %v, want ErrTxDone", err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	ran := false
+	if err := s.Update(canceled, func(*devicestore.Tx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("Update with a canceled context: %v (fn ran: %v), want context.Canceled", err, ran)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
