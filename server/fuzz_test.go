@@ -118,3 +118,30 @@ func FuzzPathIDs(f *testing.F) {
 }
 
 func itoa(d uint32) string { b, _ := json.Marshal(d); return string(b) }
+
+// FuzzB64 checks the in-place base64 path of b64.UnmarshalJSON agrees
+// with decoding through encoding/json's string decoder, on JSON strings
+// as the decoder hands them over (escaped or raw).
+func FuzzB64(f *testing.F) {
+	f.Add("AAEC")
+	f.Add("AAE=")
+	f.Add("AAF=") // non-zero padding bits
+	f.Add("AA\nEC")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, text string) {
+		escaped, err := json.Marshal(text)
+		if err != nil {
+			t.Skip()
+		}
+		for _, data := range [][]byte{escaped, []byte(`"` + text + `"`)} {
+			if !json.Valid(data) {
+				continue
+			}
+			var fast, slow b64
+			ferr, serr := fast.UnmarshalJSON(data), slow.unmarshalJSONSlow(data)
+			if (ferr == nil) != (serr == nil) || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%s: fast %x, %v; slow %x, %v", data, fast, ferr, slow, serr)
+			}
+		}
+	})
+}
