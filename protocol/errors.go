@@ -40,6 +40,11 @@ var (
 	ErrNoPreKey       = errors.New("protocol: no such one-time prekey")
 	ErrNoSignedPreKey = errors.New("protocol: no such signed prekey")
 	ErrNoKyberPreKey  = errors.New("protocol: no such Kyber prekey")
+	// ErrPreKeyReplayed: a PreKey message used a last-resort Kyber prekey
+	// with a base key it was already used with (a replay of a message
+	// whose session is gone). KyberPreKeyStore.MarkKyberPreKeyUsed
+	// implementations return it, possibly wrapped.
+	ErrPreKeyReplayed = errors.New("protocol: last-resort prekey replayed")
 	// ErrInvalidRecord: a stored record does not decode.
 	ErrInvalidRecord = errors.New("protocol: invalid stored record")
 	// ErrRecordVersion: a stored record was written by a newer Veil.

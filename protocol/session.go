@@ -410,6 +410,9 @@ func (c *Cipher) decryptPreKey(ctx context.Context, addr Address, body []byte) (
 	}
 	if usedKyber {
 		if err := c.stores.KyberPreKeys.MarkKyberPreKeyUsed(ctx, m.KyberPreKeyID, m.SignedPreKeyID, baseKey); err != nil {
+			if errors.Is(err, ErrPreKeyReplayed) {
+				return nil, fmt.Errorf("%w: %w", ErrDuplicateMessage, err)
+			}
 			return nil, fmt.Errorf("protocol: marking Kyber prekey used: %w", err)
 		}
 	}

@@ -224,3 +224,29 @@ func TestSafetyNumbersAgree(t *testing.T) {
 		t.Fatal("a different key matched")
 	}
 }
+
+// A PreKey message that used the last-resort Kyber key and no one-time
+// prekey is replayed after its session is gone: it must not start a
+// second session.
+func TestLastResortReplayRefused(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newDevice(t, "alice"), newDevice(t, "bob")
+	b := bob.bundle(t, false)
+	kpk, _ := bob.store.LoadKyberPreKey(ctx, b.KyberPreKeyID)
+	kpk.LastResort = true
+	bob.store.StoreKyberPreKey(ctx, kpk)
+	if err := alice.cipher.ProcessPreKeyBundle(ctx, bob.addr, b); err != nil {
+		t.Fatal(err)
+	}
+	first := mustEncrypt(t, alice, bob, "once")
+	mustDecrypt(t, bob, alice, first, "once")
+	// Bob loses the session (e.g. it was archived out or reset).
+	bob.store.StoreSession(ctx, alice.addr, protocol.NewSessionRecord())
+	_, err := bob.cipher.Decrypt(ctx, alice.addr, first)
+	if !errors.Is(err, protocol.ErrPreKeyReplayed) || !errors.Is(err, protocol.ErrDuplicateMessage) {
+		t.Fatalf("replayed PreKey message on the last-resort key: %v", err)
+	}
+	if _, err := bob.store.LoadKyberPreKey(ctx, b.KyberPreKeyID); err != nil {
+		t.Fatalf("the last-resort key must be kept: %v", err)
+	}
+}

@@ -43,9 +43,12 @@ type KyberPreKeyStore interface {
 	// LoadKyberPreKey returns ErrNoKyberPreKey if id is unknown.
 	LoadKyberPreKey(ctx context.Context, id uint32) (KyberPreKeyRecord, error)
 	StoreKyberPreKey(ctx context.Context, r KyberPreKeyRecord) error
-	// MarkKyberPreKeyUsed is called after a PreKey message used id: a
-	// one-time key should be deleted; a last-resort key is kept (a store
-	// may record the base key to refuse a replay of the same message).
+	// MarkKyberPreKeyUsed is called after a PreKey message used id, before
+	// the new session is stored: a one-time key should be deleted; a
+	// last-resort key is kept, and the store should remember (signed
+	// prekey id, base key) and return ErrPreKeyReplayed when the same pair
+	// comes again, so a replayed PreKey message cannot start a session
+	// twice.
 	MarkKyberPreKeyUsed(ctx context.Context, id uint32, signedPreKeyID uint32, baseKey PublicKey) error
 }
 
@@ -94,6 +97,7 @@ type InMemoryStore struct {
 	signed     map[uint32]SignedPreKeyRecord
 	kyber      map[uint32]KyberPreKeyRecord
 	sessions   map[Address]*SessionRecord
+	lastResort map[string]bool // uses of last-resort keys: Kyber id/signed prekey id/base key
 }
 
 var _ AllStores = (*InMemoryStore)(nil)
@@ -108,6 +112,7 @@ func NewInMemoryStore(identity IdentityKeyPair, registrationID uint32) *InMemory
 		signed:     map[uint32]SignedPreKeyRecord{},
 		kyber:      map[uint32]KyberPreKeyRecord{},
 		sessions:   map[Address]*SessionRecord{},
+		lastResort: map[string]bool{},
 	}
 }
 
@@ -197,12 +202,22 @@ func (s *InMemoryStore) StoreKyberPreKey(_ context.Context, r KyberPreKeyRecord)
 	return nil
 }
 
-func (s *InMemoryStore) MarkKyberPreKeyUsed(_ context.Context, id uint32, _ uint32, _ PublicKey) error {
+func (s *InMemoryStore) MarkKyberPreKeyUsed(_ context.Context, id uint32, signedPreKeyID uint32, baseKey PublicKey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.kyber[id]; ok && !r.LastResort {
-		delete(s.kyber, id)
+	r, ok := s.kyber[id]
+	if !ok {
+		return nil
 	}
+	if !r.LastResort {
+		delete(s.kyber, id)
+		return nil
+	}
+	use := fmt.Sprintf("%d/%d/%x", id, signedPreKeyID, baseKey.b)
+	if s.lastResort[use] {
+		return fmt.Errorf("%w: Kyber prekey %d", ErrPreKeyReplayed, id)
+	}
+	s.lastResort[use] = true
 	return nil
 }
 

@@ -298,7 +298,8 @@ func (t *Tx) StoreKyberPreKey(ctx context.Context, rec protocol.KyberPreKeyRecor
 // MarkKyberPreKeyUsed deletes a one-time Kyber prekey. A last-resort key
 // is kept, and the (signed prekey, base key) pair that used it is
 // recorded: a second PreKey message with the same pair is a replay and
-// fails with ErrKyberPreKeyReused. An unknown id is not an error.
+// fails with ErrKyberPreKeyReused (which also matches protocol.ErrPreKeyReplayed,
+// so the Cipher reports the message as a duplicate). An unknown id is not an error.
 func (t *Tx) MarkKyberPreKeyUsed(ctx context.Context, id uint32, signedPreKeyID uint32, baseKey protocol.PublicKey) error {
 	var lastResort bool
 	err := t.tx.QueryRowContext(ctx, `SELECT last_resort FROM kyber_prekeys WHERE id = ?`, id).Scan(&lastResort)
@@ -315,7 +316,7 @@ func (t *Tx) MarkKyberPreKeyUsed(ctx context.Context, id uint32, signedPreKeyID 
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO kyber_prekey_uses (kyber_id, signed_prekey_id, base_key) VALUES (?, ?, ?)`,
 		id, signedPreKeyID, baseKey.Bytes())
 	if err = dbErr("recording Kyber prekey use", err); errors.Is(err, ErrDuplicate) {
-		return fmt.Errorf("%w: Kyber prekey %d", ErrKyberPreKeyReused, id)
+		return fmt.Errorf("%w (%w): Kyber prekey %d", ErrKyberPreKeyReused, protocol.ErrPreKeyReplayed, id)
 	}
 	return err
 }
