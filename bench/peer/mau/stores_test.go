@@ -47,7 +47,9 @@ func (s *preKeyStore) RemovePreKey(_ context.Context, id uint32) error {
 	return nil
 }
 
-type signedPreKeyStore struct{ m map[uint32]*record.SignedPreKey }
+type signedPreKeyStore struct {
+	m map[uint32]*record.SignedPreKey
+}
 
 func (s *signedPreKeyStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.SignedPreKey, error) {
 	return s.m[id], nil
