@@ -39,10 +39,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -51,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/internal/rules"
 )
 
 //go:embed migrations/*.sql
@@ -154,24 +151,10 @@ func (s *Store) Listen(ctx context.Context, channel string, fn func(payload stri
 // schema_migrations, in version order, each in one transaction that
 // first takes an advisory lock scoped to the current schema.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := rules.Migrations(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("store/postgres: migrate: %v", err)
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var list []mig
-	for _, f := range files {
-		name := path.Base(f)
-		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("store/postgres: migration %s has no version prefix", name)
-		}
-		list = append(list, mig{v, name})
-	}
-	slices.SortFunc(list, func(a, b mig) int { return a.version - b.version })
 	// A database migrated by a newer binary (another node already
 	// upgraded) may hold data this one does not know how to keep
 	// consistent: refuse it.
@@ -179,18 +162,14 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	err = pool.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest)
 	switch code, _ := pgCode(err); {
 	case err == nil:
-		if newest != nil && len(list) > 0 && int(*newest) > list[len(list)-1].version {
-			return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, *newest, list[len(list)-1].version)
+		if newest != nil && len(list) > 0 && int(*newest) > list[len(list)-1].Version {
+			return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, *newest, list[len(list)-1].Version)
 		}
 	case code == codeUndefinedTable: // a new database
 	default:
 		return fmt.Errorf("store/postgres: migrate: %v", err)
 	}
 	for _, m := range list {
-		body, err := migrations.ReadFile("migrations/" + m.name)
-		if err != nil {
-			return fmt.Errorf("store/postgres: migrate: %v", err)
-		}
 		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7450, hashtext(current_schema()))`); err != nil {
 				return err
@@ -202,20 +181,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 				return err
 			}
 			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&done); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&done); err != nil {
 				return err
 			}
 			if done {
 				return nil
 			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("store/postgres: migrate %s: %v", m.name, err)
+			return fmt.Errorf("store/postgres: migrate %s: %v", m.Name, err)
 		}
 	}
 	return nil

@@ -34,11 +34,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +43,7 @@ import (
 	"github.com/ncruces/go-sqlite3/driver"
 
 	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/internal/rules"
 )
 
 //go:embed migrations/*.sql
@@ -186,39 +183,21 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("store/sqlite: migrate: %v", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := rules.Migrations(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("store/sqlite: migrate: %v", err)
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var list []mig
-	for _, f := range files {
-		name := path.Base(f)
-		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("store/sqlite: migration %s has no version prefix", name)
-		}
-		list = append(list, mig{v, name})
-	}
-	slices.SortFunc(list, func(a, b mig) int { return a.version - b.version })
 	// A database migrated by a newer binary may hold data this one does
 	// not know how to keep consistent: refuse it.
 	var newest sql.NullInt64
 	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("store/sqlite: migrate: %v", err)
 	}
-	if len(list) > 0 && newest.Valid && int(newest.Int64) > list[len(list)-1].version {
-		return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, newest.Int64, list[len(list)-1].version)
+	if len(list) > 0 && newest.Valid && int(newest.Int64) > list[len(list)-1].Version {
+		return fmt.Errorf("%w: database schema version %d is newer than this binary's %d", ErrSchemaTooNew, newest.Int64, list[len(list)-1].Version)
 	}
 	for _, m := range list {
-		body, err := migrations.ReadFile("migrations/" + m.name)
-		if err != nil {
-			return fmt.Errorf("store/sqlite: migrate: %v", err)
-		}
-		if err := applyMigration(ctx, db, m.version, m.name, string(body)); err != nil {
+		if err := applyMigration(ctx, db, m.Version, m.Name, m.SQL); err != nil {
 			return err
 		}
 	}

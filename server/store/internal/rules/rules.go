@@ -16,7 +16,11 @@ package rules
 import (
 	"crypto/sha256"
 	"fmt"
+	"io/fs"
+	"path"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -160,4 +164,41 @@ func Spend(tat, now int64, burst int, interval time.Duration) (newTAT int64, ok 
 func RetryAfter(tat, now int64, burst int, interval time.Duration) time.Duration {
 	d := time.Duration(max(tat, now) + int64(interval) - now - int64(burst)*int64(interval))
 	return max(d, time.Nanosecond)
+}
+
+// Migration is one embedded schema migration file, "NNNN_name.sql".
+type Migration struct {
+	Version int
+	Name    string // the file name
+	SQL     string
+}
+
+// Migrations lists the *.sql files under dir in fsys in version order
+// (the number before the first underscore). Both backends apply them the
+// same way; only the SQL differs.
+func Migrations(fsys fs.FS, dir string) ([]Migration, error) {
+	files, err := fs.Glob(fsys, dir+"/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var list []Migration
+	for _, f := range files {
+		name := path.Base(f)
+		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s has no version prefix", name)
+		}
+		body, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, Migration{Version: v, Name: name, SQL: string(body)})
+	}
+	slices.SortFunc(list, func(a, b Migration) int { return a.Version - b.Version })
+	for i := 1; i < len(list); i++ {
+		if list[i].Version == list[i-1].Version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", list[i-1].Name, list[i].Name, list[i].Version)
+		}
+	}
+	return list, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -113,5 +114,26 @@ func TestCoarseTimes(t *testing.T) {
 	}
 	if got := FromUnix(Minute(at)); !got.Equal(time.Date(2026, 3, 4, 22, 59, 0, 0, time.UTC)) {
 		t.Fatalf("Minute = %v", got)
+	}
+}
+
+func TestMigrationsOrderAndValidation(t *testing.T) {
+	fsys := fstest.MapFS{
+		"m/0010_later.sql":  {Data: []byte("B")},
+		"m/0002_second.sql": {Data: []byte("A")},
+		"m/README":          {Data: []byte("not a migration")},
+	}
+	list, err := Migrations(fsys, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Version != 2 || list[1].Version != 10 || list[0].SQL != "A" || list[1].Name != "0010_later.sql" {
+		t.Fatalf("got %+v", list)
+	}
+	if _, err := Migrations(fstest.MapFS{"m/x_bad.sql": {}}, "m"); err == nil {
+		t.Fatal("a file without a version prefix was accepted")
+	}
+	if _, err := Migrations(fstest.MapFS{"m/0001_a.sql": {}, "m/0001_b.sql": {}}, "m"); err == nil {
+		t.Fatal("two migrations with one version were accepted")
 	}
 }
