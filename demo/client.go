@@ -14,28 +14,30 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/protocol"
 )
 
 // client is the smallest client that does the real thing: keys generated
-// on the device, PQXDH sessions from server bundles, envelopes over HTTP,
-// delivery over WebSocket with acknowledgement after decryption. Its
-// stores are in memory; the full SDK (client/) keeps them in an encrypted
-// database.
+// on the device and kept in its encrypted device store
+// (client/devicestore), PQXDH sessions from server bundles, envelopes over
+// HTTP, delivery over WebSocket, and each received message decrypted and
+// stored together with the new ratchet state in one transaction before it
+// is acknowledged. (The full SDK adds fan-out to every device, retries,
+// the outbox, key maintenance and more.)
 type client struct {
 	name    string
 	base    string // server URL
 	http    *http.Client
 	id      protocol.IdentityKeyPair
 	regID   uint32
-	store   *protocol.InMemoryStore
-	cipher  *protocol.Cipher
+	db      *devicestore.Store
 	account string
 	device  uint32
 	cred    string
 }
 
-func newClient(name, base string) (*client, error) {
+func newClient(ctx context.Context, name, base, dir, passphrase string) (*client, error) {
 	id, err := protocol.GenerateIdentityKeyPair(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -44,11 +46,24 @@ func newClient(name, base string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := protocol.NewInMemoryStore(id, reg)
-	return &client{
-		name: name, base: base, http: &http.Client{Timeout: 10 * time.Second},
-		id: id, regID: reg, store: st, cipher: protocol.NewCipher(protocol.StoresOf(st), rand.Reader, nil),
-	}, nil
+	db, err := devicestore.Create(ctx, dir, devicestore.Passphrase(passphrase))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetLocalIdentity(ctx, id, reg) }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &client{name: name, base: base, http: &http.Client{Timeout: 10 * time.Second}, id: id, regID: reg, db: db}, nil
+}
+
+// update runs fn in one device-store transaction, with a Cipher whose
+// stores are that transaction: ratchet state and whatever fn stores
+// commit together, or not at all.
+func (c *client) update(ctx context.Context, fn func(tx *devicestore.Tx, cipher *protocol.Cipher) error) error {
+	return c.db.Update(ctx, func(tx *devicestore.Tx) error {
+		return fn(tx, protocol.NewCipher(protocol.StoresOf(tx), rand.Reader, nil))
+	})
 }
 
 type keyJSON struct {
@@ -80,11 +95,9 @@ func (c *client) register(ctx context.Context) error {
 		"last_resort_kem_prekey": keyJSON{lastResort.ID, lastResort.KeyPair.Public.Bytes(), lastResort.Signature},
 	}
 	var ecs, kems []keyJSON
+	var kyber []protocol.KyberPreKeyRecord
 	for _, k := range otks {
 		ecs = append(ecs, keyJSON{KeyID: k.ID, PublicKey: k.KeyPair.Public.Bytes()})
-		if err := c.store.StorePreKey(ctx, k); err != nil {
-			return err
-		}
 	}
 	for i := uint32(0); i < 5; i++ {
 		k, err := protocol.GenerateKyberPreKey(rand.Reader, c.id, 200+i, false, now)
@@ -92,15 +105,24 @@ func (c *client) register(ctx context.Context) error {
 			return err
 		}
 		kems = append(kems, keyJSON{k.ID, k.KeyPair.Public.Bytes(), k.Signature})
-		if err := c.store.StoreKyberPreKey(ctx, k); err != nil {
-			return err
-		}
+		kyber = append(kyber, k)
 	}
 	req["one_time_prekeys"], req["one_time_kem_prekeys"] = ecs, kems
-	if err := c.store.StoreSignedPreKey(ctx, spk); err != nil {
-		return err
-	}
-	if err := c.store.StoreKyberPreKey(ctx, lastResort); err != nil {
+	// The private halves are stored before the public ones are published.
+	err = c.db.Update(ctx, func(tx *devicestore.Tx) error {
+		for _, k := range otks {
+			if err := tx.StorePreKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		for _, k := range append(kyber, lastResort) {
+			if err := tx.StoreKyberPreKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		return tx.StoreSignedPreKey(ctx, spk)
+	})
+	if err != nil {
 		return err
 	}
 	var resp struct {
@@ -111,8 +133,15 @@ func (c *client) register(ctx context.Context) error {
 	if err := c.call(ctx, "POST", "/v1/accounts", req, &resp); err != nil {
 		return err
 	}
+	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
+	if err != nil {
+		return err
+	}
 	c.account, c.device, c.cred = resp.AccountID, resp.DeviceID, resp.Credential
-	return nil
+	return c.db.Update(ctx, func(tx *devicestore.Tx) error {
+		return tx.SetAccount(ctx, devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID,
+			Username: c.name, ServerURL: c.base, Credential: cred, CreatedAt: now})
+	})
 }
 
 // apiError is the server's JSON error.
@@ -200,6 +229,7 @@ func (c *client) startSessions(ctx context.Context, account string) error {
 	if err != nil {
 		return err
 	}
+	var bundles []*protocol.PreKeyBundle
 	for _, d := range resp.Devices {
 		spk, err := protocol.ParsePublicKey(d.SignedPreKey.PublicKey)
 		if err != nil {
@@ -221,35 +251,49 @@ func (c *client) startSessions(ctx context.Context, account string) error {
 			}
 			b.HasPreKey, b.PreKeyID, b.PreKey = true, d.PreKey.KeyID, pk
 		}
-		if err := c.cipher.ProcessPreKeyBundle(ctx, protocol.Address{Name: account, DeviceID: d.DeviceID}, b); err != nil {
-			return err
-		}
+		bundles = append(bundles, b)
 	}
-	return nil
+	return c.update(ctx, func(_ *devicestore.Tx, cipher *protocol.Cipher) error {
+		for _, b := range bundles {
+			if err := cipher.ProcessPreKeyBundle(ctx, protocol.Address{Name: account, DeviceID: b.DeviceID}, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // send encrypts text for every device of account (one device each in the
 // demo) and hands the envelopes to the server under a fresh message id.
 func (c *client) send(ctx context.Context, account string, devices []uint32, text string) error {
-	var envs []map[string]any
-	for _, d := range devices {
-		addr := protocol.Address{Name: account, DeviceID: d}
-		ct, err := c.cipher.Encrypt(ctx, addr, []byte(text))
-		if errors.Is(err, protocol.ErrNoSession) {
-			if err := c.startSessions(ctx, account); err != nil {
-				return err
+	encrypt := func() (envs []map[string]any, err error) {
+		err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+			for _, d := range devices {
+				addr := protocol.Address{Name: account, DeviceID: d}
+				ct, err := cipher.Encrypt(ctx, addr, []byte(text))
+				if err != nil {
+					return err
+				}
+				rec, err := tx.LoadSession(ctx, addr)
+				if err != nil {
+					return err
+				}
+				reg, _ := rec.RemoteRegistrationID()
+				envs = append(envs, map[string]any{"device_id": d, "registration_id": reg, "type": uint8(ct.Type), "content": ct.Body})
 			}
-			ct, err = c.cipher.Encrypt(ctx, addr, []byte(text))
-		}
-		if err != nil {
+			return nil
+		})
+		return envs, err
+	}
+	envs, err := encrypt()
+	if errors.Is(err, protocol.ErrNoSession) {
+		if err := c.startSessions(ctx, account); err != nil {
 			return err
 		}
-		rec, err := c.store.LoadSession(ctx, addr)
-		if err != nil {
-			return err
-		}
-		reg, _ := rec.RemoteRegistrationID()
-		envs = append(envs, map[string]any{"device_id": d, "registration_id": reg, "type": uint8(ct.Type), "content": ct.Body})
+		envs, err = encrypt()
+	}
+	if err != nil {
+		return err
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -286,6 +330,7 @@ func (c *client) receive(ctx context.Context, n int) ([]received, error) {
 			Type     string `json:"type"`
 			Envelope struct {
 				Seq          int64  `json:"seq"`
+				MessageID    []byte `json:"message_id"`
 				Type         uint8  `json:"type"`
 				Sender       string `json:"sender"`
 				SenderDevice uint32 `json:"sender_device"`
@@ -300,12 +345,31 @@ func (c *client) receive(ctx context.Context, n int) ([]received, error) {
 		}
 		e := f.Envelope
 		from := protocol.Address{Name: e.Sender, DeviceID: e.SenderDevice}
-		pt, err := c.cipher.Decrypt(ctx, from, protocol.CiphertextMessage{Type: protocol.MessageType(e.Type), Body: e.Content})
-		if err != nil && !errors.Is(err, protocol.ErrDuplicateMessage) {
-			return out, fmt.Errorf("decrypting envelope %d: %w", e.Seq, err)
-		}
-		if err == nil {
+		// Decrypt and store the message with the new ratchet state in one
+		// transaction; acknowledge only after it commits.
+		var pt []byte
+		err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+			var err error
+			pt, err = cipher.Decrypt(ctx, from, protocol.CiphertextMessage{Type: protocol.MessageType(e.Type), Body: e.Content})
+			if err != nil {
+				return err
+			}
+			conv, err := tx.Conversation(ctx, e.Sender)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			_, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: e.Sender, SenderDevice: e.SenderDevice,
+				MessageID: e.MessageID, Body: pt, SentAt: now, ReceivedAt: now})
+			return err
+		})
+		switch {
+		case err == nil:
 			out = append(out, received{From: e.Sender, Text: string(pt), Type: protocol.MessageType(e.Type), Bytes: len(e.Content)})
+		case errors.Is(err, protocol.ErrDuplicateMessage), errors.Is(err, devicestore.ErrDuplicate):
+			// Already stored: a redelivery. Acknowledge, show nothing new.
+		default:
+			return out, fmt.Errorf("decrypting envelope %d: %w", e.Seq, err)
 		}
 		ack, _ := json.Marshal(map[string]any{"type": "ack", "seq": e.Seq})
 		if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
@@ -314,4 +378,21 @@ func (c *client) receive(ctx context.Context, n int) ([]received, error) {
 	}
 	conn.Close(websocket.StatusNormalClosure, "done")
 	return out, nil
+}
+
+// storedMessages counts the messages in the device store.
+func (c *client) storedMessages(ctx context.Context) (int, error) {
+	convs, err := c.db.Conversations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, cv := range convs {
+		ms, err := c.db.Messages(ctx, cv.ID, 0, 1000)
+		if err != nil {
+			return 0, err
+		}
+		n += len(ms)
+	}
+	return n, nil
 }

@@ -4,6 +4,9 @@
 // loopback HTTP and WebSocket, compare safety numbers, and finally search
 // the server's database files for the plaintexts they sent (none found).
 //
+// The clients keep their keys, sessions and messages in encrypted device
+// stores (client/devicestore); the plaintext search covers those files too.
+//
 // It is what `veil demo` runs.
 package demo
 
@@ -60,7 +63,10 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	dbPath := filepath.Join(dir, "veil.db")
+	if err := os.MkdirAll(filepath.Join(dir, "server"), 0o700); err != nil {
+		return err
+	}
+	dbPath := filepath.Join(dir, "server", "veil.db")
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return fmt.Errorf("demo: opening the database: %w", err)
@@ -92,16 +98,23 @@ func Run(ctx context.Context, o Options) error {
 	suffix := fmt.Sprintf("%04d", time.Now().UnixNano()%10000)
 	users := map[string]*client{}
 	for _, name := range []string{"alice", "bob"} {
-		c, err := newClient(name+"_"+suffix, base)
-		if err != nil {
+		// Each device's store is locked with a passphrase (Argon2id); the
+		// demo draws one at random and forgets it at the end.
+		pass := make([]byte, 18)
+		if _, err := rand.Read(pass); err != nil {
 			return err
 		}
+		c, err := newClient(ctx, name+"_"+suffix, base, filepath.Join(dir, name), fmt.Sprintf("%x", pass))
+		if err != nil {
+			return fmt.Errorf("demo: creating %s's device store: %w", name, err)
+		}
+		defer c.db.Close()
 		if err := c.register(ctx); err != nil {
 			return fmt.Errorf("demo: registering %s: %w", name, err)
 		}
 		users[name] = c
-		fmt.Fprintf(out, "%-8s registered as %s (account %s, device %d); keys never left the device\n",
-			name, c.name, c.account, c.device)
+		fmt.Fprintf(out, "%-8s registered as %s (account %s, device %d); private keys stay in %s, encrypted\n",
+			name, c.name, c.account, c.device, filepath.Join(dir, name))
 	}
 	alice, bob := users["alice"], users["bob"]
 
@@ -141,8 +154,14 @@ func Run(ctx context.Context, o Options) error {
 
 	// Safety numbers: each side computes it from what it trusts.
 	aliceIDs, bobIDs := []byte(alice.account), []byte(bob.account)
-	bobKey, _, _ := alice.store.Identity(ctx, protocol.Address{Name: bob.account, DeviceID: 1})
-	aliceKey, _, _ := bob.store.Identity(ctx, protocol.Address{Name: alice.account, DeviceID: 1})
+	bobKey, _, err := alice.db.Identity(ctx, protocol.Address{Name: bob.account, DeviceID: 1})
+	if err != nil {
+		return err
+	}
+	aliceKey, _, err := bob.db.Identity(ctx, protocol.Address{Name: alice.account, DeviceID: 1})
+	if err != nil {
+		return err
+	}
 	sa, err := protocol.NewSafetyNumber(aliceIDs, alice.id.Public, bobIDs, bobKey)
 	if err != nil {
 		return err
@@ -157,17 +176,48 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(out, "safety number (both sides): %s\n", group(sa.Displayable))
 
-	// The server's files hold ciphertext only.
+	// What each device stored: every message it received, in its
+	// encrypted database.
+	want := map[string]int{}
+	for _, m := range conversation {
+		if m.from == "alice" {
+			want["bob"]++
+		} else {
+			want["alice"]++
+		}
+	}
+	for _, who := range []string{"alice", "bob"} {
+		n, err := users[who].storedMessages(ctx)
+		if err != nil {
+			return err
+		}
+		if n != want[who] {
+			return fmt.Errorf("demo: %s's device store holds %d messages, want %d", who, n, want[who])
+		}
+		fmt.Fprintf(out, "%-8s device store: %d received message(s), each committed with its ratchet state before the ack\n", who, n)
+	}
+
+	// The server's files hold ciphertext only, and the devices' databases
+	// are encrypted at rest (their WAL too: they are scanned while open).
+	for _, who := range []string{"alice", "bob"} {
+		found, err := scanForPlaintext(filepath.Join(dir, who), conversation)
+		if err != nil {
+			return err
+		}
+		if found != "" {
+			return fmt.Errorf("demo: plaintext %q found in %s's device store", found, who)
+		}
+	}
 	srv.Shutdown(ctx)
 	st.Close()
-	found, err := scanForPlaintext(dir, conversation)
+	found, err := scanForPlaintext(filepath.Join(dir, "server"), conversation)
 	if err != nil {
 		return err
 	}
 	if found != "" {
 		return fmt.Errorf("demo: plaintext %q found in the server's files", found)
 	}
-	fmt.Fprintf(out, "server   database files searched for every plaintext sent: none found\n")
+	fmt.Fprintf(out, "files    server database and both device stores searched for every plaintext sent: none found\n")
 	return nil
 }
 
