@@ -116,12 +116,15 @@ func NewInMemoryStore(identity IdentityKeyPair, registrationID uint32) *InMemory
 	}
 }
 
+// IdentityKeyPair implements IdentityStore.
 func (s *InMemoryStore) IdentityKeyPair(context.Context) (IdentityKeyPair, error) {
 	return s.identity, nil
 }
 
+// LocalRegistrationID implements IdentityStore.
 func (s *InMemoryStore) LocalRegistrationID(context.Context) (uint32, error) { return s.regID, nil }
 
+// SaveIdentity implements IdentityStore.
 func (s *InMemoryStore) SaveIdentity(_ context.Context, addr Address, key PublicKey) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,6 +133,7 @@ func (s *InMemoryStore) SaveIdentity(_ context.Context, addr Address, key Public
 	return ok && !old.Equal(key), nil
 }
 
+// IsTrustedIdentity implements IdentityStore: trust on first use.
 func (s *InMemoryStore) IsTrustedIdentity(_ context.Context, addr Address, key PublicKey, _ Direction) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -137,6 +141,7 @@ func (s *InMemoryStore) IsTrustedIdentity(_ context.Context, addr Address, key P
 	return !ok || old.Equal(key), nil
 }
 
+// Identity implements IdentityStore.
 func (s *InMemoryStore) Identity(_ context.Context, addr Address) (PublicKey, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,6 +149,7 @@ func (s *InMemoryStore) Identity(_ context.Context, addr Address) (PublicKey, bo
 	return k, ok, nil
 }
 
+// LoadPreKey implements PreKeyStore.
 func (s *InMemoryStore) LoadPreKey(_ context.Context, id uint32) (PreKeyRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,6 +160,7 @@ func (s *InMemoryStore) LoadPreKey(_ context.Context, id uint32) (PreKeyRecord, 
 	return r, nil
 }
 
+// StorePreKey implements PreKeyStore.
 func (s *InMemoryStore) StorePreKey(_ context.Context, r PreKeyRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,6 +168,7 @@ func (s *InMemoryStore) StorePreKey(_ context.Context, r PreKeyRecord) error {
 	return nil
 }
 
+// RemovePreKey implements PreKeyStore.
 func (s *InMemoryStore) RemovePreKey(_ context.Context, id uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,6 +176,7 @@ func (s *InMemoryStore) RemovePreKey(_ context.Context, id uint32) error {
 	return nil
 }
 
+// LoadSignedPreKey implements SignedPreKeyStore.
 func (s *InMemoryStore) LoadSignedPreKey(_ context.Context, id uint32) (SignedPreKeyRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,6 +187,7 @@ func (s *InMemoryStore) LoadSignedPreKey(_ context.Context, id uint32) (SignedPr
 	return r, nil
 }
 
+// StoreSignedPreKey implements SignedPreKeyStore.
 func (s *InMemoryStore) StoreSignedPreKey(_ context.Context, r SignedPreKeyRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,6 +195,7 @@ func (s *InMemoryStore) StoreSignedPreKey(_ context.Context, r SignedPreKeyRecor
 	return nil
 }
 
+// LoadKyberPreKey implements KyberPreKeyStore.
 func (s *InMemoryStore) LoadKyberPreKey(_ context.Context, id uint32) (KyberPreKeyRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,6 +206,7 @@ func (s *InMemoryStore) LoadKyberPreKey(_ context.Context, id uint32) (KyberPreK
 	return r, nil
 }
 
+// StoreKyberPreKey implements KyberPreKeyStore.
 func (s *InMemoryStore) StoreKyberPreKey(_ context.Context, r KyberPreKeyRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -202,6 +214,8 @@ func (s *InMemoryStore) StoreKyberPreKey(_ context.Context, r KyberPreKeyRecord)
 	return nil
 }
 
+// MarkKyberPreKeyUsed implements KyberPreKeyStore: one-time keys are
+// deleted; uses of last-resort keys are remembered to refuse replays.
 func (s *InMemoryStore) MarkKyberPreKeyUsed(_ context.Context, id uint32, signedPreKeyID uint32, baseKey PublicKey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,6 +235,7 @@ func (s *InMemoryStore) MarkKyberPreKeyUsed(_ context.Context, id uint32, signed
 	return nil
 }
 
+// LoadSession implements SessionStore; it returns a copy.
 func (s *InMemoryStore) LoadSession(_ context.Context, addr Address) (*SessionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -231,6 +246,7 @@ func (s *InMemoryStore) LoadSession(_ context.Context, addr Address) (*SessionRe
 	return r.Clone(), nil
 }
 
+// StoreSession implements SessionStore; it stores a copy.
 func (s *InMemoryStore) StoreSession(_ context.Context, addr Address, r *SessionRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
