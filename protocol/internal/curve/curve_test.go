@@ -100,7 +100,8 @@ func TestWycheproofX25519(t *testing.T) {
 		t.Skipf("SKIPPING Wycheproof X25519 vectors: %v (set VEIL_WYCHEPROOF)", err)
 	}
 	var f struct {
-		TestGroups []struct {
+		NumberOfTests int
+		TestGroups    []struct {
 			Tests []struct {
 				TcID                    int
 				Public, Private, Shared string
@@ -112,13 +113,14 @@ func TestWycheproofX25519(t *testing.T) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	n, lowOrder := 0, 0
 	for _, g := range f.TestGroups {
 		for _, tc := range g.Tests {
 			pub, _ := hex.DecodeString(tc.Public)
 			priv, _ := hex.DecodeString(tc.Private)
 			if len(pub) != 32 || len(priv) != 32 {
-				continue // wrong-length inputs are rejected by the callers' types
+				t.Errorf("tc %d: not 32-byte inputs", tc.TcID)
+				continue
 			}
 			n++
 			var p, k, out [32]byte
@@ -128,6 +130,7 @@ func TestWycheproofX25519(t *testing.T) {
 			zero := tc.Shared == "0000000000000000000000000000000000000000000000000000000000000000"
 			switch {
 			case zero:
+				lowOrder++
 				if !errors.Is(err, ErrLowOrder) {
 					t.Errorf("tc %d: low-order result not rejected", tc.TcID)
 				}
@@ -141,8 +144,29 @@ func TestWycheproofX25519(t *testing.T) {
 			}
 		}
 	}
-	if n < 400 {
-		t.Fatalf("only %d X25519 vectors ran", n)
+	if n != f.NumberOfTests || n < 500 || lowOrder < 20 {
+		t.Fatalf("%d of %d X25519 vectors ran (%d low-order)", n, f.NumberOfTests, lowOrder)
+	}
+}
+
+// libsignal's own agreement vector (rust/core/src/curve/curve25519.rs,
+// test_agreement): key derivation and agreement both match.
+func TestLibsignalAgreementVector(t *testing.T) {
+	alicePub := [32]byte(mustHex("1bb75966f2e93a3691dfff942bb2a466a1c08b8d78ca3f4d6df8b8bfa2e4ee28"))
+	alicePriv := [32]byte(mustHex("c806439dc9d2c476ffed8f2580c0888d58ab406bf7ae3698879021b96bb4bf59"))
+	bobPub := [32]byte(mustHex("653614993d2b15ee9e5fd3d86ce719ef4ec1daae1886a87b3f5fa9565a27a22f"))
+	bobPriv := [32]byte(mustHex("b03b34c33a1c44f225b662d2bf4859b8135411fa7b0386d45fb75dc5b91b4466"))
+	shared := mustHex("325f239328941ced6e673b86ba41017448e99b649a9c3806c1dd7ca4c477e629")
+	var pa, pb, s1, s2 [32]byte
+	PublicKey(&pa, &alicePriv)
+	PublicKey(&pb, &bobPriv)
+	if pa != alicePub || pb != bobPub {
+		t.Fatal("public keys differ from libsignal's")
+	}
+	err1 := X25519(&s1, &alicePriv, &bobPub)
+	err2 := X25519(&s2, &bobPriv, &alicePub)
+	if err1 != nil || err2 != nil || !bytes.Equal(s1[:], shared) || !bytes.Equal(s2[:], shared) {
+		t.Fatalf("shared %x / %x (%v %v), want %x", s1, s2, err1, err2, shared)
 	}
 }
 

@@ -1,12 +1,11 @@
-// Package primitives holds the few symmetric and Diffie-Hellman building blocks the Signal
-// protocol is made of, shaped for the protocol's hot path.
+// Package primitives holds the symmetric building blocks the Signal protocol is made of,
+// shaped for the protocol's hot path. (X25519 lives in protocol/internal/curve.)
 //
 // # What is here
 //
 // AES-CBC with PKCS#7 padding ([EncryptCBC], [DecryptCBC]) encrypts message bodies and sender-key
 // messages; HKDF-SHA256 ([HKDF]) derives every key; HMAC-SHA256 ([HMACSHA256]) advances chain keys
-// and authenticates messages; [X25519] agrees shared secrets and refuses the all-zero result that
-// a low-order public key produces, as libsignal does.
+// and authenticates messages.
 //
 // # Why not call the standard library directly
 //
@@ -33,7 +32,6 @@ package primitives
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding"
@@ -46,14 +44,9 @@ var (
 	// ErrDecrypt is returned for any ciphertext that does not decrypt: a bad length or bad
 	// padding. It is deliberately vague.
 	ErrDecrypt = errors.New("primitives: decryption failed")
-	// ErrLowOrder is returned by X25519 when the shared secret is all zero, which happens
-	// exactly when the peer's public key has small order.
-	ErrLowOrder = errors.New("primitives: X25519 result is all zero")
 	// ErrKeySize is returned for an AES key that is not 16, 24 or 32 bytes long or an IV that
 	// is not 16 bytes long.
 	ErrKeySize = errors.New("primitives: invalid AES key or IV size")
-	// ErrCurve is returned by X25519 for keys on any other curve.
-	ErrCurve = errors.New("primitives: key is not an X25519 key")
 )
 
 const blockSize = aes.BlockSize
@@ -302,17 +295,3 @@ func HKDF(out, secret, salt, info []byte) {
 	h.put()
 }
 
-// X25519 returns the X25519 shared secret of priv and pub. An all-zero result, which a
-// low-order public key forces, is refused with [ErrLowOrder], as libsignal refuses it: such a
-// secret would carry no contribution from our private key.
-func X25519(priv *ecdh.PrivateKey, pub *ecdh.PublicKey) ([]byte, error) {
-	if priv == nil || pub == nil || priv.Curve() != ecdh.X25519() || pub.Curve() != ecdh.X25519() {
-		return nil, ErrCurve
-	}
-	// crypto/ecdh's only failure for two X25519 keys is the all-zero output.
-	s, err := priv.ECDH(pub)
-	if err != nil {
-		return nil, ErrLowOrder
-	}
-	return s, nil
-}

@@ -2,12 +2,9 @@ package primitives
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	mrand "math/rand/v2"
 	"testing"
@@ -139,26 +136,6 @@ func TestCBCErrors(t *testing.T) {
 	}
 }
 
-func TestX25519(t *testing.T) {
-	a, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	b, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	s1, err1 := X25519(a, b.PublicKey())
-	s2, err2 := X25519(b, a.PublicKey())
-	if err1 != nil || err2 != nil || !bytes.Equal(s1, s2) || len(s1) != 32 {
-		t.Fatalf("agreement: %v %v", err1, err2)
-	}
-	zero, _ := ecdh.X25519().NewPublicKey(make([]byte, 32))
-	if _, err := X25519(a, zero); !errors.Is(err, ErrLowOrder) {
-		t.Errorf("zero point: %v", err)
-	}
-	p256, _ := ecdh.P256().GenerateKey(rand.Reader)
-	if _, err := X25519(a, p256.PublicKey()); !errors.Is(err, ErrCurve) {
-		t.Errorf("P-256 key: %v", err)
-	}
-	if _, err := X25519(nil, b.PublicKey()); !errors.Is(err, ErrCurve) {
-		t.Errorf("nil key: %v", err)
-	}
-}
 
 func TestAllocations(t *testing.T) {
 	if testing.Short() || raceEnabled {
@@ -261,43 +238,7 @@ func BenchmarkHKDFStdlib80(b *testing.B) {
 	}
 }
 
-func BenchmarkX25519(b *testing.B) {
-	a, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	p, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	b.ReportAllocs()
-	for b.Loop() {
-		sink, _ = X25519(a, p.PublicKey())
-	}
-}
 
-// libsignal's own agreement vector (rust/core/src/curve/curve25519.rs, test_agreement).
-func TestLibsignalAgreementVector(t *testing.T) {
-	h := func(s string) []byte {
-		b, err := hex.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	alicePub := h("1bb75966f2e93a3691dfff942bb2a466a1c08b8d78ca3f4d6df8b8bfa2e4ee28")
-	alicePriv := h("c806439dc9d2c476ffed8f2580c0888d58ab406bf7ae3698879021b96bb4bf59")
-	bobPub := h("653614993d2b15ee9e5fd3d86ce719ef4ec1daae1886a87b3f5fa9565a27a22f")
-	bobPriv := h("b03b34c33a1c44f225b662d2bf4859b8135411fa7b0386d45fb75dc5b91b4466")
-	shared := h("325f239328941ced6e673b86ba41017448e99b649a9c3806c1dd7ca4c477e629")
-
-	a, _ := ecdh.X25519().NewPrivateKey(alicePriv)
-	b, _ := ecdh.X25519().NewPrivateKey(bobPriv)
-	if !bytes.Equal(a.PublicKey().Bytes(), alicePub) || !bytes.Equal(b.PublicKey().Bytes(), bobPub) {
-		t.Fatal("public keys differ from libsignal's")
-	}
-	bp, _ := ecdh.X25519().NewPublicKey(bobPub)
-	ap, _ := ecdh.X25519().NewPublicKey(alicePub)
-	s1, err1 := X25519(a, bp)
-	s2, err2 := X25519(b, ap)
-	if err1 != nil || err2 != nil || !bytes.Equal(s1, shared) || !bytes.Equal(s2, shared) {
-		t.Fatalf("shared %x / %x (%v %v), want %x", s1, s2, err1, err2, shared)
-	}
-}
 
 // BenchmarkMessage1KiB is the primitive floor of one Signal message sent and received: on each
 // side two chain-key HMACs, the message-key HKDF, AES-256-CBC and the MAC over

@@ -2,7 +2,6 @@ package primitives
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
@@ -107,59 +106,6 @@ func hasFlag(flags []string, f string) bool {
 	return false
 }
 
-func TestWycheproofX25519(t *testing.T) {
-	type tc struct {
-		wycheCase
-		Public  hexBytes `json:"public"`
-		Private hexBytes `json:"private"`
-		Shared  hexBytes `json:"shared"`
-	}
-	f := loadWycheproof[tc](t, "x25519_test.json", "XDH")
-	ran, lowOrder := 0, 0
-	for _, g := range f.TestGroups {
-		for _, c := range g.Tests {
-			ran++
-			priv, err := ecdh.X25519().NewPrivateKey(c.Private)
-			if err != nil {
-				t.Fatalf("tc %d: private key: %v", c.TcID, err)
-			}
-			pub, err := ecdh.X25519().NewPublicKey(c.Public)
-			if err != nil {
-				if c.Result == "valid" {
-					t.Errorf("tc %d (%s): public key refused: %v", c.TcID, c.Comment, err)
-				}
-				continue
-			}
-			got, err := X25519(priv, pub)
-			zero := bytes.Equal(c.Shared, make([]byte, 32))
-			switch {
-			case zero:
-				// Low-order public keys: libsignal refuses these, and so must we.
-				lowOrder++
-				if c.Result == "valid" {
-					t.Errorf("tc %d: a valid vector with an all-zero secret", c.TcID)
-				}
-				if !errors.Is(err, ErrLowOrder) {
-					t.Errorf("tc %d (%s): err = %v, want ErrLowOrder", c.TcID, c.Comment, err)
-				}
-			case c.Result == "invalid":
-				if err == nil {
-					t.Errorf("tc %d (%s): invalid vector accepted", c.TcID, c.Comment)
-				}
-			default: // valid, or acceptable with a real secret (twist, non-canonical encodings)
-				if err != nil {
-					t.Errorf("tc %d (%s): %v", c.TcID, c.Comment, err)
-				} else if !bytes.Equal(got, c.Shared) {
-					t.Errorf("tc %d (%s): shared = %x, want %x", c.TcID, c.Comment, got, c.Shared)
-				}
-			}
-		}
-	}
-	checkCount(t, "x25519", ran, f.NumberOfTests, 500)
-	if lowOrder < 20 {
-		t.Errorf("only %d low-order vectors ran", lowOrder)
-	}
-}
 
 func TestWycheproofAESCBC(t *testing.T) {
 	type tc struct {
