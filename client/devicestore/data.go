@@ -143,6 +143,31 @@ type Message struct {
 	Body           []byte
 	SentAt         time.Time
 	ReceivedAt     time.Time // when this device stored it
+	Status         Status    // delivery state of an outgoing message
+}
+
+// Status is the delivery state of an outgoing message.
+type Status int
+
+const (
+	Incoming Status = 0 // a received message
+	Queued   Status = 1 // in the outbox, not yet committed by the server
+	Sent     Status = 2 // the server committed it
+	Failed   Status = 3 // the SDK gave up (e.g. the recipient no longer exists)
+)
+
+func (s Status) String() string {
+	switch s {
+	case Incoming:
+		return "incoming"
+	case Queued:
+		return "queued"
+	case Sent:
+		return "sent"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
 }
 
 // InsertMessage stores m and returns its local id. A message with the
@@ -157,9 +182,9 @@ func (t *Tx) InsertMessage(ctx context.Context, m Message) (int64, error) {
 		recv = t.now()
 	}
 	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		m.ConversationID, m.Sender, m.SenderDevice, m.Outgoing, m.MessageID, m.Body, ms(m.SentAt), ms(recv)).Scan(&id)
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		m.ConversationID, m.Sender, m.SenderDevice, m.Outgoing, m.MessageID, m.Body, ms(m.SentAt), ms(recv), int(m.Status)).Scan(&id)
 	if err != nil {
 		return 0, dbErr("inserting message", err)
 	}
@@ -175,16 +200,30 @@ func (r reader) HasMessage(ctx context.Context, sender string, messageID []byte)
 	return n > 0, dbErr("looking up message", err)
 }
 
-const messageCols = `id, conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at`
+const messageCols = `id, conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status`
 
 func scanMessage(s interface{ Scan(...any) error }) (Message, error) {
 	var (
 		m    Message
 		a, b int64
 	)
-	err := s.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b)
+	err := s.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b, &m.Status)
 	m.SentAt, m.ReceivedAt = fromMS(a), fromMS(b)
 	return m, err
+}
+
+// SetMessageStatus sets the delivery state of a message (ErrNotFound if
+// there is no such message).
+func (t *Tx) SetMessageStatus(ctx context.Context, id int64, st Status) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE messages SET status = ? WHERE id = ?`, int(st), id)
+	return rowsAffected("setting message status", res, err)
+}
+
+// MessageByID returns the message from sender with a sender-chosen
+// message id (ErrNotFound if none).
+func (r reader) MessageByID(ctx context.Context, sender string, messageID []byte) (Message, error) {
+	m, err := scanMessage(r.q.QueryRowContext(ctx, `SELECT `+messageCols+` FROM messages WHERE sender = ? AND message_id = ?`, sender, messageID))
+	return m, dbErr("loading message", err)
 }
 
 // Message returns a message by local id (ErrNotFound if none).
@@ -210,6 +249,7 @@ type OutboxItem struct {
 	CreatedAt      time.Time
 	Attempts       int
 	NextAttemptAt  time.Time
+	LastError      string // why the last attempt failed (never plaintext)
 }
 
 // Enqueue adds a send to the outbox (ErrDuplicate if its MessageID is
@@ -233,9 +273,11 @@ func (t *Tx) Enqueue(ctx context.Context, it OutboxItem) (int64, error) {
 	return id, dbErr("enqueueing", err)
 }
 
-// RecordAttempt counts a failed send attempt and sets when to retry.
-func (t *Tx) RecordAttempt(ctx context.Context, messageID []byte, next time.Time) error {
-	res, err := t.tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE message_id = ?`, ms(next), messageID)
+// RecordAttempt counts a failed send attempt, with why it failed, and
+// sets when to retry.
+func (t *Tx) RecordAttempt(ctx context.Context, messageID []byte, next time.Time, lastError string) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE message_id = ?`,
+		ms(next), lastError, messageID)
 	return rowsAffected("recording send attempt", res, err)
 }
 
@@ -255,10 +297,10 @@ func (r reader) Outbox(ctx context.Context, due time.Time, limit int) ([]OutboxI
 			local sql.NullInt64
 			a, b  int64
 		)
-		err := s.Scan(&it.ID, &it.MessageID, &it.Recipient, &local, &it.Payload, &a, &it.Attempts, &b)
+		err := s.Scan(&it.ID, &it.MessageID, &it.Recipient, &local, &it.Payload, &a, &it.Attempts, &b, &it.LastError)
 		it.LocalMessageID, it.CreatedAt, it.NextAttemptAt = local.Int64, fromMS(a), fromMS(b)
 		return it, err
-	}, `SELECT id, message_id, recipient, local_message_id, payload, created_at, attempts, next_attempt_at
+	}, `SELECT id, message_id, recipient, local_message_id, payload, created_at, attempts, next_attempt_at, last_error
 		FROM outbox WHERE next_attempt_at <= ? ORDER BY id LIMIT ?`, ms(due), limit)
 }
 

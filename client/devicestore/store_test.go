@@ -98,13 +98,18 @@ func TestIdentityTrust(t *testing.T) {
 	if r := record(); r.Trust != devicestore.Verified || !r.FirstSeen.Equal(clock.Add(-time.Hour)) {
 		t.Fatalf("saving the same key lost the verified mark or first-seen: %+v", r)
 	}
-	for _, dir := range []protocol.Direction{protocol.Sending, protocol.Receiving} {
-		if ok, _ := s.IsTrustedIdentity(ctx, bob, k2.Public, dir); ok {
-			t.Fatalf("a different key is trusted (direction %d)", dir)
+	if ok, _ := s.IsTrustedIdentity(ctx, bob, k2.Public, protocol.Sending); ok {
+		t.Fatal("a different key is trusted for sending")
+	}
+	// Receiving accepts a new key (Signal's rule); SaveIdentity then marks
+	// it Changed.
+	for _, k := range []protocol.PublicKey{k1.Public, k2.Public} {
+		if ok, _ := s.IsTrustedIdentity(ctx, bob, k, protocol.Receiving); !ok {
+			t.Fatal("a key is refused for receiving")
 		}
-		if ok, _ := s.IsTrustedIdentity(ctx, bob, k1.Public, dir); !ok {
-			t.Fatalf("the stored key is not trusted (direction %d)", dir)
-		}
+	}
+	if ok, _ := s.IsTrustedIdentity(ctx, bob, k1.Public, protocol.Sending); !ok {
+		t.Fatal("the stored key is not trusted for sending")
 	}
 	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, true) })
 	if !errors.Is(err, devicestore.ErrIdentityMismatch) {
@@ -113,11 +118,30 @@ func TestIdentityTrust(t *testing.T) {
 	if !save(k2.Public) {
 		t.Fatal("a new key was not reported as a change")
 	}
-	if r := record(); !r.Key.Equal(k2.Public) || r.Trust != devicestore.Trusted || !r.FirstSeen.Equal(clock) {
-		t.Fatalf("after the change: %+v (verified mark must be cleared, first seen reset)", r)
+	if r := record(); !r.Key.Equal(k2.Public) || r.Trust != devicestore.Changed || !r.FirstSeen.Equal(clock) {
+		t.Fatalf("after the change: %+v (want Changed: verified mark cleared, first seen reset)", r)
 	}
 	if ok, _ := s.IsTrustedIdentity(ctx, bob, k1.Public, protocol.Sending); ok {
 		t.Fatal("the old key is still trusted")
+	}
+	if ok, _ := s.IsTrustedIdentity(ctx, bob, k2.Public, protocol.Sending); ok {
+		t.Fatal("a changed key is trusted for sending before the user accepted it")
+	}
+	// Un-verifying does not accept a changed key; saving it again keeps it Changed.
+	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, false) })
+	if save(k2.Public) || record().Trust != devicestore.Changed {
+		t.Fatal("a changed key lost its mark")
+	}
+	err = s.Update(ctx, func(tx *devicestore.Tx) error { return tx.AcceptIdentity(ctx, "bob", k1.Public) })
+	if !errors.Is(err, devicestore.ErrIdentityMismatch) {
+		t.Fatalf("accepting a key that is not stored: %v, want ErrIdentityMismatch", err)
+	}
+	update(t, s, func(tx *devicestore.Tx) error { return tx.AcceptIdentity(ctx, "bob", k2.Public) })
+	if r := record(); r.Trust != devicestore.Trusted {
+		t.Fatalf("after accepting: %v", r.Trust)
+	}
+	if ok, _ := s.IsTrustedIdentity(ctx, bob, k2.Public, protocol.Sending); !ok {
+		t.Fatal("an accepted key is not trusted for sending")
 	}
 	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, true) })
 	update(t, s, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, "bob", k2.Public, false) })
@@ -130,13 +154,13 @@ func TestIdentityTrust(t *testing.T) {
 	if k, ok, _ := s.Identity(ctx, dev3); !ok || !k.Equal(k2.Public) {
 		t.Fatal("another device of the account does not share its identity")
 	}
-	if ok, _ := s.IsTrustedIdentity(ctx, dev3, k1.Public, protocol.Receiving); ok {
+	if ok, _ := s.IsTrustedIdentity(ctx, dev3, k1.Public, protocol.Sending); ok {
 		t.Fatal("another device of the account may present another key")
 	}
 	if _, ok, _ := s.Identity(ctx, protocol.Address{Name: "carol", DeviceID: 2}); ok {
 		t.Fatal("identity leaked to another account")
 	}
-	if fmt.Sprint(devicestore.Trusted, devicestore.Verified) != "trusted verified" {
+	if fmt.Sprint(devicestore.Trusted, devicestore.Verified, devicestore.Changed) != "trusted verified changed" {
 		t.Fatal("Trust.String")
 	}
 }
@@ -417,7 +441,7 @@ func TestMessagesAndOutbox(t *testing.T) {
 	if err != nil || len(due) != 1 || !bytes.Equal(due[0].MessageID, o1) || due[0].LocalMessageID != local || string(due[0].Payload) != "p1" || due[0].Attempts != 0 {
 		t.Fatalf("Outbox due now = %+v, %v", due, err)
 	}
-	update(t, s, func(tx *devicestore.Tx) error { return tx.RecordAttempt(ctx, o1, clock.Add(2*time.Hour)) })
+	update(t, s, func(tx *devicestore.Tx) error { return tx.RecordAttempt(ctx, o1, clock.Add(2*time.Hour), "network: timeout") })
 	later, err := s.Outbox(ctx, clock.Add(3*time.Hour), 10)
 	if err != nil || len(later) != 2 || later[0].Attempts != 1 || later[1].LocalMessageID != 0 {
 		t.Fatalf("Outbox later = %+v, %v", later, err)
@@ -426,7 +450,7 @@ func TestMessagesAndOutbox(t *testing.T) {
 	if err := s.Update(ctx, func(tx *devicestore.Tx) error { return tx.Dequeue(ctx, o1) }); !errors.Is(err, devicestore.ErrNotFound) {
 		t.Fatalf("dequeue twice: %v", err)
 	}
-	if err := s.Update(ctx, func(tx *devicestore.Tx) error { return tx.RecordAttempt(ctx, o1, clock) }); !errors.Is(err, devicestore.ErrNotFound) {
+	if err := s.Update(ctx, func(tx *devicestore.Tx) error { return tx.RecordAttempt(ctx, o1, clock, "") }); !errors.Is(err, devicestore.ErrNotFound) {
 		t.Fatalf("attempt on a dequeued send: %v", err)
 	}
 	if left, _ := s.Outbox(ctx, clock.Add(3*time.Hour), 10); len(left) != 1 || !bytes.Equal(left[0].MessageID, o2) {

@@ -42,6 +42,11 @@ const (
 	Trusted Trust = 1
 	// Verified: the user compared safety numbers. A key change clears it.
 	Verified Trust = 2
+	// Changed: this key replaced an earlier one and the user has not
+	// accepted it yet (AcceptIdentity, or SetVerified after comparing
+	// safety numbers). Messages from it are received; nothing is
+	// encrypted to it.
+	Changed Trust = 3
 )
 
 func (t Trust) String() string {
@@ -50,6 +55,8 @@ func (t Trust) String() string {
 		return "trusted"
 	case Verified:
 		return "verified"
+	case Changed:
+		return "changed"
 	}
 	return fmt.Sprintf("Trust(%d)", int(t))
 }
@@ -129,14 +136,23 @@ func (r reader) IdentityRecord(ctx context.Context, name string) (IdentityRecord
 	return IdentityRecord{Name: name, Key: pk, Trust: Trust(trust), FirstSeen: fromMS(first)}, nil
 }
 
-// IsTrustedIdentity is trust on first use: true if nothing is stored for
-// addr or the stored key equals key, in both directions.
-func (r reader) IsTrustedIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey, _ protocol.Direction) (bool, error) {
-	old, ok, err := r.Identity(ctx, addr)
+// IsTrustedIdentity is trust on first use with Signal's rule for changes.
+// Receiving: always true; a new key is then stored by SaveIdentity as
+// Changed, so a contact who reinstalled can still reach us. Sending: true
+// if nothing is stored for addr's account, or the stored key equals key
+// and is not Changed: a new key must be accepted before we encrypt to it.
+func (r reader) IsTrustedIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey, dir protocol.Direction) (bool, error) {
+	if dir == protocol.Receiving {
+		return true, nil
+	}
+	rec, err := r.IdentityRecord(ctx, addr.Name)
+	if errors.Is(err, ErrNotFound) {
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	return !ok || old.Equal(key), nil
+	return rec.Key.Equal(key) && rec.Trust != Changed, nil
 }
 
 // SetLocalIdentity stores our identity key pair and registration id, once
@@ -152,10 +168,11 @@ func (t *Tx) SetLocalIdentity(ctx context.Context, id protocol.IdentityKeyPair, 
 	return err
 }
 
-// SaveIdentity stores key as the identity of addr's account. It reports whether a
-// different key was stored before; a changed key is stored as Trusted
-// (the verified mark is cleared) with FirstSeen now. Saving the same key
-// changes nothing, a Verified mark included.
+// SaveIdentity stores key as the identity of addr's account. It reports
+// whether a different key was stored before. The first key is Trusted; a
+// changed key is stored as Changed (the verified mark is cleared, and
+// sending stops until AcceptIdentity) with FirstSeen now. Saving the same
+// key changes nothing, a Verified or Changed mark included.
 func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey) (bool, error) {
 	old, ok, err := t.Identity(ctx, addr)
 	if err != nil {
@@ -164,9 +181,13 @@ func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protoc
 	if ok && old.Equal(key) {
 		return false, nil
 	}
+	trust := Trusted
+	if ok {
+		trust = Changed
+	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO identities (name, public_key, trust, first_seen) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET public_key = excluded.public_key, trust = excluded.trust, first_seen = excluded.first_seen`,
-		addr.Name, key.Bytes(), int(Trusted), ms(t.now()))
+		addr.Name, key.Bytes(), int(trust), ms(t.now()))
 	if err != nil {
 		return false, dbErr("saving identity", err)
 	}
@@ -174,9 +195,11 @@ func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protoc
 }
 
 // SetVerified marks an account's identity Verified (verified=true) or
-// back to Trusted. key is the key whose safety number the user compared:
-// if it is not the stored one (it changed meanwhile) the result is
-// ErrIdentityMismatch and nothing changes.
+// takes the mark away (verified=false: back to Trusted; a Changed key
+// stays Changed). Verifying a Changed key accepts it. key is the key whose
+// safety number the user compared: if it is not the stored one (it
+// changed meanwhile) the result is ErrIdentityMismatch and nothing
+// changes.
 func (t *Tx) SetVerified(ctx context.Context, name string, key protocol.PublicKey, verified bool) error {
 	rec, err := t.IdentityRecord(ctx, name)
 	if err != nil {
@@ -186,11 +209,33 @@ func (t *Tx) SetVerified(ctx context.Context, name string, key protocol.PublicKe
 		return fmt.Errorf("%w: %s", ErrIdentityMismatch, name)
 	}
 	trust := Trusted
-	if verified {
+	switch {
+	case verified:
 		trust = Verified
+	case rec.Trust == Changed:
+		return nil
 	}
 	_, err = t.tx.ExecContext(ctx, `UPDATE identities SET trust = ? WHERE name = ?`, int(trust), name)
 	return dbErr("setting trust", err)
+}
+
+// AcceptIdentity accepts a Changed key: it becomes Trusted, and sending
+// resumes. key is the key the user was shown; if another one is stored
+// now, the result is ErrIdentityMismatch and nothing changes. Accepting a
+// key that is not Changed changes nothing.
+func (t *Tx) AcceptIdentity(ctx context.Context, name string, key protocol.PublicKey) error {
+	rec, err := t.IdentityRecord(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !rec.Key.Equal(key) {
+		return fmt.Errorf("%w: %s", ErrIdentityMismatch, name)
+	}
+	if rec.Trust != Changed {
+		return nil
+	}
+	_, err = t.tx.ExecContext(ctx, `UPDATE identities SET trust = ? WHERE name = ?`, int(Trusted), name)
+	return dbErr("accepting identity", err)
 }
 
 // ---- PreKeyStore -------------------------------------------------------------
