@@ -441,7 +441,9 @@ func TestMessagesAndOutbox(t *testing.T) {
 	if err != nil || len(due) != 1 || !bytes.Equal(due[0].MessageID, o1) || due[0].LocalMessageID != local || string(due[0].Payload) != "p1" || due[0].Attempts != 0 {
 		t.Fatalf("Outbox due now = %+v, %v", due, err)
 	}
-	update(t, s, func(tx *devicestore.Tx) error { return tx.RecordAttempt(ctx, o1, clock.Add(2*time.Hour), "network: timeout") })
+	update(t, s, func(tx *devicestore.Tx) error {
+		return tx.RecordAttempt(ctx, o1, clock.Add(2*time.Hour), "network: timeout")
+	})
 	later, err := s.Outbox(ctx, clock.Add(3*time.Hour), 10)
 	if err != nil || len(later) != 2 || later[0].Attempts != 1 || later[1].LocalMessageID != 0 {
 		t.Fatalf("Outbox later = %+v, %v", later, err)
