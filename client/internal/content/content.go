@@ -1,0 +1,365 @@
+// Package content is the plaintext format the SDK puts inside Signal
+// messages: what a message says, as opposed to how it is encrypted.
+//
+// A Content is a small protobuf message with exactly one of:
+//
+//	message Content {
+//	  Text          text   = 1; // a message a person wrote
+//	  Sync          sync   = 2; // a transcript of our own send, for our other devices
+//	  ResendRequest resend = 3; // "I could not decrypt these; send them again"
+//	}
+//	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; }
+//	message Sync          { string destination = 1; string destination_username = 2; Text text = 3; }
+//	message ResendRequest { uint32 device = 1; repeated bytes ids = 2; }
+//
+// Text.id is the message's own 16-byte id, which dedups it on every
+// device; ResendRequest.ids are transport ids (the server's message id
+// of the envelope that failed) and device is the sender device that
+// should answer. Unknown fields are skipped, so later versions can add
+// some; everything else is strict: wrong wire types, repeated singular
+// fields, invalid UTF-8, bad lengths and missing required fields are
+// errors.
+//
+// Before encryption the encoding is padded like Signal's: a 0x80 byte,
+// then zeros up to a multiple of 80 bytes, so a ciphertext's length says
+// little about the text.
+package content
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Limits.
+const (
+	IDSize      = 16       // Text.id and transport ids
+	MaxBody     = 64 << 10 // bytes of text (the server takes 96 KiB of ciphertext)
+	MaxUsername = 64
+	MaxIDs      = 100 // ids per resend request
+	padBlock    = 80
+)
+
+// ErrInvalid is returned for content that does not parse.
+var ErrInvalid = errors.New("content: invalid")
+
+// Content is one decrypted message's meaning; exactly one field is set.
+type Content struct {
+	Text   *Text
+	Sync   *Sync
+	Resend *ResendRequest
+}
+
+// Text is a message a person wrote.
+type Text struct {
+	ID             []byte // 16 bytes, chosen by the sender
+	Body           string
+	SentAt         int64 // Unix milliseconds, the sender's clock
+	SenderUsername string
+}
+
+// Sync is our own send, copied to our other devices.
+type Sync struct {
+	Destination         string // account id
+	DestinationUsername string
+	Text                Text
+}
+
+// ResendRequest asks a sender device to send messages again under a new
+// session.
+type ResendRequest struct {
+	Device uint32
+	IDs    [][]byte // transport ids
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// Marshal encodes and pads c. It fails on content that Unmarshal would
+// refuse.
+func Marshal(c Content) ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	var b []byte
+	switch {
+	case c.Text != nil:
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, appendText(nil, c.Text))
+	case c.Sync != nil:
+		var s []byte
+		s = appendString(s, 1, c.Sync.Destination)
+		s = appendString(s, 2, c.Sync.DestinationUsername)
+		s = protowire.AppendTag(s, 3, protowire.BytesType)
+		s = protowire.AppendBytes(s, appendText(nil, &c.Sync.Text))
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendBytes(b, s)
+	case c.Resend != nil:
+		var r []byte
+		r = protowire.AppendTag(r, 1, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(c.Resend.Device))
+		for _, id := range c.Resend.IDs {
+			r = protowire.AppendTag(r, 2, protowire.BytesType)
+			r = protowire.AppendBytes(r, id)
+		}
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
+	}
+	return pad(b), nil
+}
+
+func appendText(b []byte, t *Text) []byte {
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, t.ID)
+	b = appendString(b, 2, t.Body)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(t.SentAt))
+	return appendString(b, 4, t.SenderUsername)
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func pad(b []byte) []byte {
+	n := (len(b)/padBlock + 1) * padBlock
+	out := make([]byte, n)
+	copy(out, b)
+	out[len(b)] = 0x80
+	return out
+}
+
+func unpad(b []byte) ([]byte, error) {
+	i := len(b) - 1
+	for i >= 0 && b[i] == 0 {
+		i--
+	}
+	if i < 0 || b[i] != 0x80 {
+		return nil, invalid("bad padding")
+	}
+	return b[:i], nil
+}
+
+// Unmarshal removes the padding and decodes a Content.
+func Unmarshal(b []byte) (Content, error) {
+	body, err := unpad(b)
+	if err != nil {
+		return Content{}, err
+	}
+	var c Content
+	err = fields(body, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num < 1 || num > 3 {
+			return nil // unknown: skipped
+		}
+		if err := wantType(num, typ, protowire.BytesType); err != nil {
+			return err
+		}
+		if c.Text != nil || c.Sync != nil || c.Resend != nil {
+			return invalid("more than one kind of content")
+		}
+		switch num {
+		case 1:
+			t, err := parseText(v)
+			c.Text = &t
+			return err
+		case 2:
+			s, err := parseSync(v)
+			c.Sync = &s
+			return err
+		case 3:
+			r, err := parseResend(v)
+			c.Resend = &r
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Content{}, err
+	}
+	if c.Text == nil && c.Sync == nil && c.Resend == nil {
+		return Content{}, invalid("no content")
+	}
+	return c, c.validate()
+}
+
+// fields walks the fields of one message. Known fields are passed to fn
+// (for varints, the value; otherwise the bytes); each known field
+// number may occur once unless repeated says so.
+func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error, repeated ...protowire.Number) error {
+	seen := map[protowire.Number]bool{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return invalid("bad tag")
+		}
+		b = b[n:]
+		var (
+			v []byte
+			x uint64
+		)
+		switch typ {
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return invalid("bad field %d", num)
+		}
+		b = b[n:]
+		if num > 15 {
+			continue // unknown field of a later version
+		}
+		if seen[num] && !contains(repeated, num) {
+			return invalid("field %d repeated", num)
+		}
+		seen[num] = true
+		if err := fn(num, typ, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(s []protowire.Number, n protowire.Number) bool {
+	for _, v := range s {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+func wantType(num protowire.Number, got, want protowire.Type) error {
+	if got != want {
+		return invalid("field %d has wire type %d", num, got)
+	}
+	return nil
+}
+
+func parseText(b []byte) (Text, error) {
+	var t Text
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case 1:
+			t.ID = append([]byte(nil), v...)
+			return wantType(num, typ, protowire.BytesType)
+		case 2:
+			t.Body = string(v)
+			return wantType(num, typ, protowire.BytesType)
+		case 3:
+			t.SentAt = int64(x)
+			return wantType(num, typ, protowire.VarintType)
+		case 4:
+			t.SenderUsername = string(v)
+			return wantType(num, typ, protowire.BytesType)
+		}
+		return nil
+	})
+	return t, err
+}
+
+func parseSync(b []byte) (Sync, error) {
+	var s Sync
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if err := wantType(num, typ, protowire.BytesType); err != nil {
+			return err
+		}
+		switch num {
+		case 1:
+			s.Destination = string(v)
+		case 2:
+			s.DestinationUsername = string(v)
+		case 3:
+			t, err := parseText(v)
+			s.Text = t
+			return err
+		}
+		return nil
+	})
+	return s, err
+}
+
+func parseResend(b []byte) (ResendRequest, error) {
+	var r ResendRequest
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case 1:
+			if x > 1<<31 {
+				return invalid("device %d out of range", x)
+			}
+			r.Device = uint32(x)
+			return wantType(num, typ, protowire.VarintType)
+		case 2:
+			if len(r.IDs) == MaxIDs {
+				return invalid("more than %d ids", MaxIDs)
+			}
+			r.IDs = append(r.IDs, append([]byte(nil), v...))
+			return wantType(num, typ, protowire.BytesType)
+		}
+		return nil
+	}, 2)
+	return r, err
+}
+
+func (c Content) validate() error {
+	n := 0
+	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return invalid("want exactly one kind of content, have %d", n)
+	}
+	switch {
+	case c.Text != nil:
+		return c.Text.validate()
+	case c.Sync != nil:
+		if c.Sync.Destination == "" || len(c.Sync.Destination) > MaxUsername || !utf8.ValidString(c.Sync.Destination) {
+			return invalid("sync destination")
+		}
+		if len(c.Sync.DestinationUsername) > MaxUsername || !utf8.ValidString(c.Sync.DestinationUsername) {
+			return invalid("sync destination username")
+		}
+		return c.Sync.Text.validate()
+	default:
+		if c.Resend.Device == 0 {
+			return invalid("resend request without a device")
+		}
+		if len(c.Resend.IDs) == 0 || len(c.Resend.IDs) > MaxIDs {
+			return invalid("resend request with %d ids", len(c.Resend.IDs))
+		}
+		for _, id := range c.Resend.IDs {
+			if len(id) != IDSize {
+				return invalid("resend id of %d bytes", len(id))
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Text) validate() error {
+	switch {
+	case len(t.ID) != IDSize:
+		return invalid("text id of %d bytes", len(t.ID))
+	case len(t.Body) > MaxBody:
+		return invalid("text of %d bytes (the limit is %d)", len(t.Body), MaxBody)
+	case !utf8.ValidString(t.Body):
+		return invalid("text is not UTF-8")
+	case t.SentAt < 0:
+		return invalid("negative sent time")
+	case len(t.SenderUsername) > MaxUsername || !utf8.ValidString(t.SenderUsername):
+		return invalid("sender username")
+	}
+	return nil
+}
