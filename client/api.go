@@ -1,0 +1,231 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// ServerError is an error answer of the server: its HTTP status and its
+// stable error code (docs/API.md lists them).
+type ServerError struct {
+	Status     int
+	Code       string
+	Message    string
+	Missing    []uint32      // 409 device_mismatch: devices the send lacked
+	Extra      []uint32      // 409 device_mismatch: devices that do not exist
+	Stale      []uint32      // 410 stale_devices: devices whose registration changed
+	RetryAfter time.Duration // 429: when to try again
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("server refused the request (%d %s): %s", e.Status, e.Code, e.Message)
+}
+
+// temporary reports whether trying again later may succeed.
+func (e *ServerError) temporary() bool { return e.Status == 429 || e.Status >= 500 }
+
+// api is the server's HTTP API, authenticated as this device once
+// registered.
+type api struct {
+	base *url.URL
+	http *http.Client
+	user string // "<account>.<device>", empty before registration
+	cred string // base64 credential
+}
+
+func newAPI(server string, hc *http.Client) (*api, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: server URL %q: want http(s)://host[:port]", ErrInvalidArgument, server)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	u.Path, u.RawQuery, u.Fragment = "", "", ""
+	return &api{base: u, http: hc}, nil
+}
+
+func (a *api) url(path string) string { return a.base.String() + path }
+
+// do sends a JSON request and decodes a JSON answer into out (if not
+// nil). Error answers become *ServerError; failures to reach the server
+// wrap ErrUnreachable.
+func (a *api) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url(path), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.user != "" {
+		req.SetBasicAuth(a.user, a.cred)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
+	}
+	if resp.StatusCode >= 300 {
+		return serverError(resp, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%w: the server's answer to %s %s is not what this client understands: %v", ErrProtocol, method, path, err)
+	}
+	return nil
+}
+
+func serverError(resp *http.Response, data []byte) *ServerError {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+		Missing []uint32 `json:"missing"`
+		Extra   []uint32 `json:"extra"`
+		Stale   []uint32 `json:"stale"`
+	}
+	_ = json.Unmarshal(data, &e)
+	se := &ServerError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message,
+		Missing: e.Missing, Extra: e.Extra, Stale: e.Stale}
+	if se.Code == "" {
+		se.Code, se.Message = "http_"+strconv.Itoa(resp.StatusCode), http.StatusText(resp.StatusCode)
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		se.RetryAfter = time.Duration(s) * time.Second
+	}
+	return se
+}
+
+// redactURL keeps a *url.Error's operation and cause but not the URL,
+// whose path holds account ids.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// isCode reports whether err is a ServerError with one of codes.
+func isCode(err error, codes ...string) bool {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	for _, c := range codes {
+		if se.Code == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- JSON bodies (docs/API.md) ---------------------------------------------
+
+type keyJSON struct {
+	KeyID     uint32 `json:"key_id"`
+	PublicKey []byte `json:"public_key"`
+	Signature []byte `json:"signature,omitempty"`
+}
+
+type prekeyUpload struct {
+	SignedPreKey      *keyJSON  `json:"signed_prekey,omitempty"`
+	LastResortKEM     *keyJSON  `json:"last_resort_kem_prekey,omitempty"`
+	OneTimePreKeys    []keyJSON `json:"one_time_prekeys,omitempty"`
+	OneTimeKEMPreKeys []keyJSON `json:"one_time_kem_prekeys,omitempty"`
+}
+
+type registerRequest struct {
+	Username       string `json:"username"`
+	IdentityKey    []byte `json:"identity_key"`
+	RegistrationID uint32 `json:"registration_id"`
+	prekeyUpload
+}
+
+type registerResponse struct {
+	AccountID  string `json:"account_id"`
+	DeviceID   uint32 `json:"device_id"`
+	Credential string `json:"credential"`
+}
+
+type prekeyCounts struct {
+	OneTime    int `json:"one_time_prekeys"`
+	OneTimeKEM int `json:"one_time_kem_prekeys"`
+}
+
+type lookupResponse struct {
+	AccountID   string `json:"account_id"`
+	IdentityKey []byte `json:"identity_key"`
+}
+
+type bundlesResponse struct {
+	AccountID   string `json:"account_id"`
+	IdentityKey []byte `json:"identity_key"`
+	Devices     []bundleDevice `json:"devices"`
+}
+
+type bundleDevice struct {
+	DeviceID       uint32   `json:"device_id"`
+	RegistrationID uint32   `json:"registration_id"`
+	SignedPreKey   keyJSON  `json:"signed_prekey"`
+	PreKey         *keyJSON `json:"prekey"`
+	KEMPreKey      keyJSON  `json:"kem_prekey"`
+	KEMLastResort  bool     `json:"kem_is_last_resort"`
+}
+
+type envelopeJSON struct {
+	DeviceID       uint32 `json:"device_id"`
+	RegistrationID uint32 `json:"registration_id"`
+	Type           uint8  `json:"type"`
+	Content        []byte `json:"content"`
+}
+
+type sendRequest struct {
+	MessageID []byte         `json:"message_id"`
+	Envelopes []envelopeJSON `json:"envelopes"`
+}
+
+type deviceJSON struct {
+	DeviceID       uint32 `json:"device_id"`
+	RegistrationID uint32 `json:"registration_id"`
+	Created        string `json:"created"`   // YYYY-MM-DD (the server keeps days only)
+	LastSeen       string `json:"last_seen"` // YYYY-MM-DD
+}
+
+// queuedEnvelope is one envelope of the device's queue.
+type queuedEnvelope struct {
+	Seq          int64  `json:"seq"`
+	MessageID    []byte `json:"message_id"`
+	Type         uint8  `json:"type"`
+	Sender       string `json:"sender"`
+	SenderDevice uint32 `json:"sender_device"`
+	Content      []byte `json:"content"`
+	ReceivedAt   int64  `json:"received_at"`
+}

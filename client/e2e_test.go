@@ -1,0 +1,78 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// TestConversation: two users, several hundred messages both ways, a
+// server restart and a client restart in the middle; every message
+// arrives exactly once and in per-sender order.
+func TestConversation(t *testing.T) {
+	backends(t, func(t *testing.T, backend string) {
+		ts := startServer(t, backend)
+		alice, acfg := register(t, ts, "alice")
+		bob, bcfg := register(t, ts, "bob")
+		an, bn := alice.Self().Username, bob.Self().Username
+		var wantBob, wantAlice, gotBob, gotAlice []string
+		const rounds, perRound = 10, 15
+		for r := 0; r < rounds; r++ {
+			switch r {
+			case 3:
+				ts.restart()
+			case 6:
+				alice, bob = reopen(t, alice, acfg), reopen(t, bob, bcfg)
+			}
+			for i := 0; i < perRound; i++ {
+				a := fmt.Sprintf("a→b %d.%d", r, i)
+				if m := mustSend(t, alice, bn, a); m.Status != Sent || !m.Outgoing || m.Body != a || m.Peer != bn {
+					t.Fatalf("sent message = %+v", m)
+				}
+				wantBob = append(wantBob, a)
+				b := fmt.Sprintf("b→a %d.%d", r, i)
+				mustSend(t, bob, an, b)
+				wantAlice = append(wantAlice, b)
+			}
+			gotBob = append(gotBob, bodies(drain(t, bob))...)
+			gotAlice = append(gotAlice, bodies(drain(t, alice))...)
+		}
+		if !slices.Equal(gotBob, wantBob) {
+			t.Fatalf("bob received %d messages, want %d in order\n got %q\nwant %q", len(gotBob), len(wantBob), gotBob, wantBob)
+		}
+		if !slices.Equal(gotAlice, wantAlice) {
+			t.Fatalf("alice received %d messages, want %d in order", len(gotAlice), len(wantAlice))
+		}
+		// The stored conversation holds both directions, each message once.
+		ctx := context.Background()
+		ms, err := bob.Messages(ctx, an, 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in, out []string
+		for _, m := range ms {
+			if m.Outgoing {
+				out = append(out, m.Body)
+			} else {
+				in = append(in, m.Body)
+				if m.Peer != an || m.Status != Incoming {
+					t.Fatalf("stored incoming message %+v", m)
+				}
+			}
+		}
+		if !slices.Equal(in, wantBob) || !slices.Equal(out, wantAlice) {
+			t.Fatalf("bob's store: %d in, %d out; want %d and %d", len(in), len(out), len(wantBob), len(wantAlice))
+		}
+		convs, err := alice.Conversations(ctx)
+		if err != nil || len(convs) != 1 || convs[0].Peer != bn {
+			t.Fatalf("alice's conversations = %+v, %v", convs, err)
+		}
+		// Nothing is left in either outbox.
+		for _, c := range []*Client{alice, bob} {
+			if items, _ := c.Store().Outbox(ctx, c.now().AddDate(1, 0, 0), 10); len(items) != 0 {
+				t.Fatalf("outbox not empty: %d items", len(items))
+			}
+		}
+	})
+}

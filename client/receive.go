@@ -1,0 +1,429 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/veil-e2ee/veil/client/devicestore"
+	"github.com/veil-e2ee/veil/client/internal/content"
+	"github.com/veil-e2ee/veil/protocol"
+)
+
+// EventKind says what an Event is.
+type EventKind int
+
+const (
+	// EventMessage: a new message — from a contact, or sent by another
+	// device of this account (Message.Outgoing).
+	EventMessage EventKind = iota + 1
+	// EventIdentityChanged: a contact's identity key changed (their
+	// message arrived under a new key). Messages from them are received;
+	// sending to them waits until the user accepts the new key.
+	EventIdentityChanged
+	// EventUndecryptable: a message could not be decrypted. The session
+	// with that device was reset and the sender asked to send it again;
+	// it normally arrives moments later as an EventMessage.
+	EventUndecryptable
+	// EventQueueEmpty: every message that was waiting on the server when
+	// the connection opened has been processed.
+	EventQueueEmpty
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventIdentityChanged:
+		return "identity_changed"
+	case EventUndecryptable:
+		return "undecryptable"
+	case EventQueueEmpty:
+		return "queue_empty"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one thing Receive reports.
+type Event struct {
+	Kind    EventKind
+	Message Message // EventMessage
+	// Contact is the username ("" if unknown) and account id of the peer
+	// concerned (all kinds but EventQueueEmpty).
+	Contact, ContactAccount string
+	// SafetyNumber is the new safety number (EventIdentityChanged).
+	SafetyNumber string
+	// Err says why a message was undecryptable (EventUndecryptable).
+	Err error
+}
+
+// ReceiveOptions tune Receive.
+type ReceiveOptions struct {
+	// Once: stop after the queue is drained (EventQueueEmpty is the last
+	// event) instead of waiting for more.
+	Once bool
+}
+
+const (
+	maintainEvery   = time.Hour
+	flushEvery      = 5 * time.Second
+	resetMinGap     = time.Minute
+	maxFrame        = 1 << 20
+	prekeyMsgsCheck = 20 // PreKey messages received before prekey counts are checked again
+)
+
+var errStopped = errors.New("client: receive stopped")
+
+// Receive connects this device's message stream and yields events as
+// envelopes arrive. Each envelope is decrypted and its message stored in
+// one transaction with the new ratchet state, acknowledged to the server
+// only after that commits, and then yielded: breaking out of the loop
+// loses nothing. Redeliveries (after a crash before an ack) yield
+// nothing new. While it runs, Receive also sends what the outbox holds
+// and keeps prekeys stocked.
+//
+// Without Once, a lost connection is re-established with backoff and
+// the sequence ends only when ctx ends (no error) or on ErrReplaced,
+// ErrDeviceRemoved or ErrClosed (yielded last). With Once, it ends after
+// EventQueueEmpty, and a connection failure is yielded.
+func (c *Client) Receive(ctx context.Context, opts ReceiveOptions) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		failures := 0
+		for {
+			err := c.receiveOnce(ctx, opts, yield)
+			switch {
+			case err == nil, errors.Is(err, errStopped), ctx.Err() != nil:
+				return
+			case errors.Is(err, ErrReplaced), errors.Is(err, ErrDeviceRemoved), errors.Is(err, ErrClosed), opts.Once:
+				yield(Event{}, err)
+				return
+			}
+			failures++
+			d := backoff(failures - 1)
+			c.log.Info("message stream lost; reconnecting", "reason", errorCode(err), "in", d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
+	}
+}
+
+type frame struct {
+	Type     string         `json:"type"`
+	Envelope queuedEnvelope `json:"envelope"`
+}
+
+// receiveOnce runs one WebSocket connection. It returns nil when Once
+// finished, errStopped when the caller stopped iterating.
+func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield func(Event, error) bool) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := http.Header{}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.SetBasicAuth(c.api.user, c.api.cred)
+	h.Set("Authorization", req.Header.Get("Authorization"))
+	wsURL := "ws" + strings.TrimPrefix(c.api.url("/v1/queue/websocket"), "http")
+	conn, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: h, HTTPClient: c.cfg.HTTPClient})
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return ErrDeviceRemoved
+		}
+		return fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(maxFrame)
+
+	frames := make(chan frame)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			var f frame
+			if err := json.Unmarshal(data, &f); err != nil {
+				readErr <- fmt.Errorf("%w: frame: %v", ErrProtocol, err)
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	var lastMaintain time.Time
+	prekeyMsgs := 0
+	housekeeping := func(force bool) {
+		if err := c.Flush(ctx); err != nil && ctx.Err() == nil {
+			c.log.Info("outbox not drained", "reason", errorCode(err))
+		}
+		if force || prekeyMsgs >= prekeyMsgsCheck || time.Since(lastMaintain) >= maintainEvery {
+			if _, err := c.MaintainKeys(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("key maintenance failed", "reason", errorCode(err))
+			} else {
+				lastMaintain, prekeyMsgs = time.Now(), 0
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-readErr:
+			switch websocket.CloseStatus(err) {
+			case 4000:
+				return ErrReplaced
+			case 4001:
+				return ErrDeviceRemoved
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		case <-tick.C:
+			if c.isClosed() {
+				return ErrClosed
+			}
+			housekeeping(false)
+		case f := <-frames:
+			switch f.Type {
+			case "queue_empty":
+				housekeeping(lastMaintain.IsZero())
+				if !yield(Event{Kind: EventQueueEmpty}, nil) {
+					conn.Close(websocket.StatusNormalClosure, "")
+					return errStopped
+				}
+				if opts.Once {
+					conn.Close(websocket.StatusNormalClosure, "")
+					return nil
+				}
+			case "envelope":
+				if protocol.MessageType(f.Envelope.Type) == protocol.PreKeyMessageType {
+					prekeyMsgs++
+				}
+				events, err := c.process(ctx, f.Envelope)
+				if err != nil {
+					return err // not acked: it comes again on the next connection
+				}
+				testHook("committed")
+				ack, _ := json.Marshal(map[string]any{"type": "ack", "seq": f.Envelope.Seq})
+				if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
+					return fmt.Errorf("%w: %v", ErrUnreachable, err)
+				}
+				testHook("acked")
+				for _, ev := range events {
+					if !yield(ev, nil) {
+						conn.Close(websocket.StatusNormalClosure, "")
+						return errStopped
+					}
+				}
+			}
+		}
+	}
+}
+
+// process decrypts one envelope and stores what it says, in one
+// transaction. It returns the events to report; an error means the
+// envelope must not be acknowledged (storage or network trouble) and is
+// processed again later.
+func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error) {
+	if e.Sender == "" || e.SenderDevice == 0 {
+		return []Event{{Kind: EventUndecryptable, Err: errors.New("sealed-sender messages are not supported yet")}}, nil
+	}
+	from := protocol.Address{Name: e.Sender, DeviceID: e.SenderDevice}
+	var (
+		events []Event
+		decErr error
+	)
+	err := c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+		before, _ := tx.IdentityRecord(ctx, from.Name)
+		pt, err := cipher.Decrypt(ctx, from, protocol.CiphertextMessage{Type: protocol.MessageType(e.Type), Body: e.Content})
+		if err != nil {
+			decErr = err
+			return err
+		}
+		testHook("decrypted")
+		if after, err := tx.IdentityRecord(ctx, from.Name); err == nil && before.Name != "" && !after.Key.Equal(before.Key) && from.Name != c.self.AccountID {
+			ev := Event{Kind: EventIdentityChanged, ContactAccount: from.Name}
+			if sn, err := c.safetyNumber(from.Name, after.Key); err == nil {
+				ev.SafetyNumber = sn.String()
+			}
+			events = append(events, ev)
+		}
+		more, err := c.apply(ctx, tx, from, e, pt)
+		events = append(events, more...)
+		return err
+	})
+	switch {
+	case err == nil:
+		return c.named(ctx, events), nil
+	case decErr == nil:
+		return nil, err // storage or network trouble while applying
+	case errors.Is(decErr, protocol.ErrDuplicateMessage):
+		return nil, nil // processed before a crash, or a replay: ack, nothing new
+	case !healable(decErr):
+		return nil, decErr
+	}
+	if err := c.heal(ctx, from, e.MessageID); err != nil {
+		return nil, err
+	}
+	c.log.Info("undecryptable message; session reset and resend requested", "reason", decryptReason(decErr))
+	return c.named(ctx, []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: decErr}}), nil
+}
+
+// healable reports whether a decryption error is about the message or
+// the session (heal by starting over), not about local storage.
+func healable(err error) bool {
+	for _, e := range []error{protocol.ErrDecryption, protocol.ErrNoSession, protocol.ErrInvalidMessage, protocol.ErrInvalidKey,
+		protocol.ErrInvalidSignature, protocol.ErrLegacyMessage, protocol.ErrUnknownVersion, protocol.ErrNoPreKey,
+		protocol.ErrNoSignedPreKey, protocol.ErrNoKyberPreKey, protocol.ErrInvalidRecord, protocol.ErrUntrustedIdentity} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func decryptReason(err error) string {
+	switch {
+	case errors.Is(err, protocol.ErrNoSession):
+		return "no_session"
+	case errors.Is(err, protocol.ErrDecryption):
+		return "bad_mac"
+	case errors.Is(err, protocol.ErrNoPreKey), errors.Is(err, protocol.ErrNoSignedPreKey), errors.Is(err, protocol.ErrNoKyberPreKey):
+		return "unknown_prekey"
+	}
+	return "invalid_message"
+}
+
+// heal resets the session with a device whose message we could not
+// decrypt (at most once a minute per device) and queues a request that
+// it send the message again; the request goes out under a fresh session
+// built from the device's bundle.
+func (c *Client) heal(ctx context.Context, from protocol.Address, transportID []byte) error {
+	req, err := content.Marshal(content.Content{Resend: &content.ResendRequest{Device: from.DeviceID, IDs: [][]byte{transportID}}})
+	if err != nil {
+		// A malformed transport id (not 16 bytes): nothing to ask for.
+		return nil
+	}
+	tid, err := c.newID()
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("reset:%s.%d", from.Name, from.DeviceID)
+	now := c.now()
+	return c.store.Update(ctx, func(tx *devicestore.Tx) error {
+		last, ok, err := tx.Setting(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok || now.Sub(time.UnixMilli(last)) >= resetMinGap {
+			if err := tx.DeleteSession(ctx, from); err != nil {
+				return err
+			}
+			if err := tx.SetSetting(ctx, key, now.UnixMilli()); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tid, Recipient: from.Name, Payload: req})
+		return err
+	})
+}
+
+// apply stores what a decrypted message says.
+func (c *Client) apply(ctx context.Context, tx *devicestore.Tx, from protocol.Address, e queuedEnvelope, pt []byte) ([]Event, error) {
+	ct, err := content.Unmarshal(pt)
+	if err != nil {
+		// The ratchet advanced; asking again would give the same bytes.
+		return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: err}}, nil
+	}
+	own := from.Name == c.self.AccountID
+	switch {
+	case ct.Text != nil && !own:
+		if err := c.learnContact(ctx, tx, from.Name, ct.Text.SenderUsername); err != nil {
+			return nil, err
+		}
+		return c.store1(ctx, tx, from.Name, devicestore.Message{Sender: from.Name, SenderDevice: from.DeviceID,
+			MessageID: ct.Text.ID, Body: []byte(ct.Text.Body), SentAt: time.UnixMilli(ct.Text.SentAt), Status: devicestore.Incoming})
+	case ct.Sync != nil && own && ct.Sync.Destination != c.self.AccountID:
+		if err := c.learnContact(ctx, tx, ct.Sync.Destination, ct.Sync.DestinationUsername); err != nil {
+			return nil, err
+		}
+		t := ct.Sync.Text
+		return c.store1(ctx, tx, ct.Sync.Destination, devicestore.Message{Sender: c.self.AccountID, SenderDevice: from.DeviceID,
+			Outgoing: true, MessageID: t.ID, Body: []byte(t.Body), SentAt: time.UnixMilli(t.SentAt), Status: devicestore.Sent})
+	case ct.Resend != nil && ct.Resend.Device == c.self.DeviceID:
+		for _, id := range ct.Resend.IDs {
+			payload, err := tx.SentPayload(ctx, id, from.Name)
+			if errors.Is(err, devicestore.ErrNotFound) {
+				continue // too old, or never ours
+			}
+			if err != nil {
+				return nil, err
+			}
+			tid, err := c.newID()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tid, Recipient: from.Name, Payload: payload}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil // other combinations are ignored (e.g. a resend request meant for another device)
+}
+
+// store1 stores one message in the conversation with peer; a message
+// already stored (same sender and id: a resend, or a redelivery) yields
+// nothing.
+func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m devicestore.Message) ([]Event, error) {
+	conv, err := tx.Conversation(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	m.ConversationID = conv
+	m.ReceivedAt = c.now()
+	id, err := tx.InsertMessage(ctx, m)
+	if errors.Is(err, devicestore.ErrDuplicate) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.ID = id
+	name := ""
+	if ct, err := tx.Contact(ctx, peer); err == nil {
+		name = ct.Username
+	}
+	return []Event{{Kind: EventMessage, Message: c.toMessage(m, peer, name), Contact: name, ContactAccount: peer}}, nil
+}
+
+// named fills in contacts' usernames.
+func (c *Client) named(ctx context.Context, events []Event) []Event {
+	for i := range events {
+		if events[i].Contact == "" && events[i].ContactAccount != "" {
+			if ct, err := c.store.Contact(ctx, events[i].ContactAccount); err == nil {
+				events[i].Contact = ct.Username
+			}
+		}
+	}
+	return events
+}
