@@ -186,8 +186,8 @@ type lookupResponse struct {
 }
 
 type bundlesResponse struct {
-	AccountID   string `json:"account_id"`
-	IdentityKey []byte `json:"identity_key"`
+	AccountID   string         `json:"account_id"`
+	IdentityKey []byte         `json:"identity_key"`
 	Devices     []bundleDevice `json:"devices"`
 }
 

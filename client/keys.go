@@ -125,10 +125,10 @@ func (c *Client) newKeys(ctx context.Context, tx *devicestore.Tx, plan keyPlan) 
 
 // KeyReport says what MaintainKeys did.
 type KeyReport struct {
-	ServerPreKeys, ServerKEMPreKeys int  // one-time keys left on the server before any refill
-	RefilledPreKeys, RefilledKEM    int  // one-time keys uploaded
+	ServerPreKeys, ServerKEMPreKeys  int  // one-time keys left on the server before any refill
+	RefilledPreKeys, RefilledKEM     int  // one-time keys uploaded
 	RotatedSigned, RotatedLastResort bool // a new signed / last-resort key was uploaded
-	Deleted                         int  // replaced keys deleted after their grace period
+	Deleted                          int  // replaced keys deleted after their grace period
 }
 
 // MaintainKeys keeps this device reachable: it uploads a batch of

@@ -101,7 +101,9 @@ func notContact(err error, username string) error {
 
 type noContactError struct{ username string }
 
-func (e *noContactError) Error() string { return "client: no such user: " + e.username + " is not a contact" }
+func (e *noContactError) Error() string {
+	return "client: no such user: " + e.username + " is not a contact"
+}
 func (e *noContactError) Unwrap() error { return ErrNoSuchUser }
 
 // message loads one stored message.
