@@ -200,8 +200,10 @@ func (c *Client) MaintainKeys(ctx context.Context) (KeyReport, error) {
 				}
 			}
 		}
-		_, err := tx.PruneSendLog(ctx, now.Add(-sendLogLifetime))
-		return err
+		if _, err := tx.PruneSendLog(ctx, now.Add(-sendLogLifetime)); err != nil {
+			return err
+		}
+		return tx.PruneReceived(ctx, now.Add(-receivedLifetime))
 	})
 	return rep, err
 }

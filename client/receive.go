@@ -261,6 +261,9 @@ func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error)
 			return err
 		}
 		testHook("decrypted")
+		if err := tx.MarkReceived(ctx, from.Name, e.MessageID); err != nil {
+			return err
+		}
 		if after, err := tx.IdentityRecord(ctx, from.Name); err == nil && before.Name != "" && !after.Key.Equal(before.Key) && from.Name != c.self.AccountID {
 			ev := Event{Kind: EventIdentityChanged, ContactAccount: from.Name}
 			if sn, err := c.safetyNumber(from.Name, after.Key); err == nil {
@@ -278,7 +281,15 @@ func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error)
 	case decErr == nil:
 		return nil, err // storage or network trouble while applying
 	case errors.Is(decErr, protocol.ErrDuplicateMessage):
-		return nil, nil // processed before a crash, or a replay: ack, nothing new
+		seen, err := c.store.WasReceived(ctx, from.Name, e.MessageID)
+		if err != nil {
+			return nil, err
+		}
+		if seen {
+			return nil, nil // processed before a crash, or a replay: ack, nothing new
+		}
+		// Keys already used, for an envelope never seen: the sender is
+		// running on restored old state. Ask again under a fresh session.
 	case !healable(decErr):
 		return nil, decErr
 	}
@@ -308,6 +319,8 @@ func decryptReason(err error) string {
 		return "no_session"
 	case errors.Is(err, protocol.ErrDecryption):
 		return "bad_mac"
+	case errors.Is(err, protocol.ErrDuplicateMessage):
+		return "reused_keys"
 	case errors.Is(err, protocol.ErrNoPreKey), errors.Is(err, protocol.ErrNoSignedPreKey), errors.Is(err, protocol.ErrNoKyberPreKey):
 		return "unknown_prekey"
 	}

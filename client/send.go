@@ -18,6 +18,9 @@ const (
 	// sendLogLifetime: how long sent payloads are kept to answer resend
 	// requests (the server's queue lifetime).
 	sendLogLifetime = 30 * 24 * time.Hour
+	// receivedLifetime: how long processed transport ids are remembered
+	// (the server's dedup window, 31 days).
+	receivedLifetime = 31 * 24 * time.Hour
 	// maxBackoff caps the wait between attempts of a queued send.
 	maxBackoff = 5 * time.Minute
 	// heldRetry is when a send held by an identity change is looked at

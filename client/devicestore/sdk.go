@@ -85,3 +85,26 @@ func scanKeyInfo(s interface{ Scan(...any) error }) (KeyInfo, error) {
 	k.CreatedAt = fromMS(at)
 	return k, err
 }
+
+// ---- Processed envelopes ------------------------------------------------
+
+// MarkReceived records that the envelope with a transport id from sender
+// was processed (recording it twice is not an error).
+func (t *Tx) MarkReceived(ctx context.Context, sender string, messageID []byte) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO received (sender, message_id, received_at) VALUES (?, ?, ?)
+		ON CONFLICT (sender, message_id) DO NOTHING`, sender, messageID, ms(t.now()))
+	return dbErr("recording received envelope", err)
+}
+
+// WasReceived reports whether MarkReceived recorded the envelope.
+func (r reader) WasReceived(ctx context.Context, sender string, messageID []byte) (bool, error) {
+	var n int
+	err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM received WHERE sender = ? AND message_id = ?`, sender, messageID).Scan(&n)
+	return n > 0, dbErr("looking up received envelope", err)
+}
+
+// PruneReceived forgets envelopes recorded before before.
+func (t *Tx) PruneReceived(ctx context.Context, before time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM received WHERE received_at < ?`, ms(before))
+	return dbErr("pruning received envelopes", err)
+}

@@ -118,3 +118,31 @@ func TestMessageStatus(t *testing.T) {
 		t.Fatalf("MessageByID of another sender: %v", err)
 	}
 }
+
+func TestReceived(t *testing.T) {
+	ctx := t.Context()
+	clock := time.UnixMilli(1_700_000_000_000)
+	s, err := devicestore.Create(ctx, t.TempDir(), devicestore.Passphrase(testPass),
+		devicestore.WithKDFParams(fastKDF), devicestore.WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := msgID(t)
+	if ok, err := s.WasReceived(ctx, "bob", id); ok || err != nil {
+		t.Fatalf("WasReceived before = %v, %v", ok, err)
+	}
+	update(t, s, func(tx *devicestore.Tx) error { return tx.MarkReceived(ctx, "bob", id) })
+	update(t, s, func(tx *devicestore.Tx) error { return tx.MarkReceived(ctx, "bob", id) })
+	if ok, _ := s.WasReceived(ctx, "bob", id); !ok {
+		t.Fatal("not recorded")
+	}
+	if ok, _ := s.WasReceived(ctx, "carol", id); ok {
+		t.Fatal("recorded for another sender")
+	}
+	clock = clock.Add(time.Hour)
+	update(t, s, func(tx *devicestore.Tx) error { return tx.PruneReceived(ctx, clock) })
+	if ok, _ := s.WasReceived(ctx, "bob", id); ok {
+		t.Fatal("not pruned")
+	}
+}

@@ -43,3 +43,16 @@ CREATE TABLE settings (
 	name  TEXT    PRIMARY KEY,
 	value INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Transport ids of the envelopes this device has processed, by sender:
+-- a message whose ratchet keys are already used is a redelivery if its
+-- id is here, and otherwise a sign that the sender restored old state
+-- (the SDK then asks for it again under a fresh session). Pruned after
+-- the server's dedup window.
+CREATE TABLE received (
+	sender      TEXT    NOT NULL,
+	message_id  BLOB    NOT NULL,
+	received_at INTEGER NOT NULL,
+	PRIMARY KEY (sender, message_id)
+) WITHOUT ROWID;
+CREATE INDEX received_by_time ON received (received_at);
