@@ -152,7 +152,7 @@ func TestIdentityChange(t *testing.T) {
 	if m := mustSend(t, carol, bn, "do you still read this?"); m.Status != Sent {
 		t.Fatalf("carol's send: %v", m.Status)
 	}
-	evs = drain(t, bob) // undecryptable: bob heals and asks carol to resend
+	evs = drain(t, bob)                                                                                        // undecryptable: bob heals and asks carol to resend
 	if len(evs) == 0 || evs[0].Kind != EventUndecryptable || evs[0].ContactAccount != carol.Self().AccountID { // the new profile does not know carol yet
 		t.Fatalf("bob's events for carol's message into the old session: %+v", evs)
 	}
