@@ -88,6 +88,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
+	testHook("queued")
 	ferr := c.flush(ctx, tids)
 	m, err := c.message(ctx, local)
 	if err != nil {
