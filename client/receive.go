@@ -76,7 +76,8 @@ const (
 	flushEvery      = 5 * time.Second
 	resetMinGap     = time.Minute
 	maxFrame        = 1 << 20
-	prekeyMsgsCheck = 20 // PreKey messages received before prekey counts are checked again
+	prekeyMsgsCheck = 20  // PreKey messages received before prekey counts are checked again
+	maxBatch        = 256 // envelopes committed in one transaction (the server's in-flight bound)
 )
 
 var errStopped = errors.New("client: receive stopped")
@@ -145,7 +146,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 	defer conn.CloseNow()
 	conn.SetReadLimit(maxFrame)
 
-	frames := make(chan frame)
+	frames := make(chan frame, maxBatch)
 	readErr := make(chan error, 1)
 	go func() {
 		for {
@@ -204,8 +205,52 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 			}
 			housekeeping(false)
 		case f := <-frames:
-			switch f.Type {
-			case "queue_empty":
+			// Take every envelope already here: they are committed in one
+			// transaction (one fsync), each in its own savepoint.
+			var batch []queuedEnvelope
+			var next *frame
+			for f.Type == "envelope" {
+				batch = append(batch, f.Envelope)
+				if len(batch) == maxBatch {
+					break
+				}
+				select {
+				case g := <-frames:
+					f = g
+					continue
+				default:
+				}
+				break
+			}
+			if f.Type != "envelope" {
+				next = &f
+			}
+			if len(batch) > 0 {
+				for _, e := range batch {
+					if protocol.MessageType(e.Type) == protocol.PreKeyMessageType {
+						prekeyMsgs++
+					}
+				}
+				events, err := c.processBatch(ctx, batch)
+				if err != nil {
+					return err // not acked: they come again on the next connection
+				}
+				for i, e := range batch {
+					testHook("committed")
+					ack, _ := json.Marshal(map[string]any{"type": "ack", "seq": e.Seq})
+					if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
+						return fmt.Errorf("%w: %v", ErrUnreachable, err)
+					}
+					testHook("acked")
+					for _, ev := range events[i] {
+						if !yield(ev, nil) {
+							conn.Close(websocket.StatusNormalClosure, "")
+							return errStopped
+						}
+					}
+				}
+			}
+			if next != nil && next.Type == "queue_empty" {
 				housekeeping(lastMaintain.IsZero())
 				if !yield(Event{Kind: EventQueueEmpty}, nil) {
 					conn.Close(websocket.StatusNormalClosure, "")
@@ -215,36 +260,38 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 					conn.Close(websocket.StatusNormalClosure, "")
 					return nil
 				}
-			case "envelope":
-				if protocol.MessageType(f.Envelope.Type) == protocol.PreKeyMessageType {
-					prekeyMsgs++
-				}
-				events, err := c.process(ctx, f.Envelope)
-				if err != nil {
-					return err // not acked: it comes again on the next connection
-				}
-				testHook("committed")
-				ack, _ := json.Marshal(map[string]any{"type": "ack", "seq": f.Envelope.Seq})
-				if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
-					return fmt.Errorf("%w: %v", ErrUnreachable, err)
-				}
-				testHook("acked")
-				for _, ev := range events {
-					if !yield(ev, nil) {
-						conn.Close(websocket.StatusNormalClosure, "")
-						return errStopped
-					}
-				}
 			}
 		}
 	}
 }
 
-// process decrypts one envelope and stores what it says, in one
-// transaction. It returns the events to report; an error means the
-// envelope must not be acknowledged (storage or network trouble) and is
-// processed again later.
-func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error) {
+// processBatch decrypts envelopes and stores what they say, in one
+// transaction, each envelope in its own savepoint. It returns the events
+// to report for each envelope; an error means none may be acknowledged
+// (storage or network trouble): they are processed again later.
+func (c *Client) processBatch(ctx context.Context, batch []queuedEnvelope) ([][]Event, error) {
+	events := make([][]Event, len(batch))
+	err := c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+		for i, e := range batch {
+			evs, err := c.process(ctx, tx, cipher, e)
+			if err != nil {
+				return err
+			}
+			events[i] = evs
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range events {
+		events[i] = c.named(ctx, events[i])
+	}
+	return events, nil
+}
+
+// process handles one envelope inside the batch's transaction.
+func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protocol.Cipher, e queuedEnvelope) ([]Event, error) {
 	if e.Sender == "" || e.SenderDevice == 0 {
 		return []Event{{Kind: EventUndecryptable, Err: errors.New("sealed-sender messages are not supported yet")}}, nil
 	}
@@ -253,7 +300,7 @@ func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error)
 		events []Event
 		decErr error
 	)
-	err := c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+	err := tx.Savepoint(ctx, func() error {
 		before, _ := tx.IdentityRecord(ctx, from.Name)
 		pt, err := cipher.Decrypt(ctx, from, protocol.CiphertextMessage{Type: protocol.MessageType(e.Type), Body: e.Content})
 		if err != nil {
@@ -277,11 +324,11 @@ func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error)
 	})
 	switch {
 	case err == nil:
-		return c.named(ctx, events), nil
+		return events, nil
 	case decErr == nil:
 		return nil, err // storage or network trouble while applying
 	case errors.Is(decErr, protocol.ErrDuplicateMessage):
-		seen, err := c.store.WasReceived(ctx, from.Name, e.MessageID)
+		seen, err := tx.WasReceived(ctx, from.Name, e.MessageID)
 		if err != nil {
 			return nil, err
 		}
@@ -293,11 +340,11 @@ func (c *Client) process(ctx context.Context, e queuedEnvelope) ([]Event, error)
 	case !healable(decErr):
 		return nil, decErr
 	}
-	if err := c.heal(ctx, from, e.MessageID); err != nil {
+	if err := c.heal(ctx, tx, from, e.MessageID); err != nil {
 		return nil, err
 	}
 	c.log.Info("undecryptable message; session reset and resend requested", "reason", decryptReason(decErr))
-	return c.named(ctx, []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: decErr}}), nil
+	return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: decErr}}, nil
 }
 
 // healable reports whether a decryption error is about the message or
@@ -331,7 +378,7 @@ func decryptReason(err error) string {
 // decrypt (at most once a minute per device) and queues a request that
 // it send the message again; the request goes out under a fresh session
 // built from the device's bundle.
-func (c *Client) heal(ctx context.Context, from protocol.Address, transportID []byte) error {
+func (c *Client) heal(ctx context.Context, tx *devicestore.Tx, from protocol.Address, transportID []byte) error {
 	req, err := content.Marshal(content.Content{Resend: &content.ResendRequest{Device: from.DeviceID, IDs: [][]byte{transportID}}})
 	if err != nil {
 		// A malformed transport id (not 16 bytes): nothing to ask for.
@@ -343,22 +390,20 @@ func (c *Client) heal(ctx context.Context, from protocol.Address, transportID []
 	}
 	key := fmt.Sprintf("reset:%s.%d", from.Name, from.DeviceID)
 	now := c.now()
-	return c.store.Update(ctx, func(tx *devicestore.Tx) error {
-		last, ok, err := tx.Setting(ctx, key)
-		if err != nil {
+	last, ok, err := tx.Setting(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !ok || now.Sub(time.UnixMilli(last)) >= resetMinGap {
+		if err := tx.DeleteSession(ctx, from); err != nil {
 			return err
 		}
-		if !ok || now.Sub(time.UnixMilli(last)) >= resetMinGap {
-			if err := tx.DeleteSession(ctx, from); err != nil {
-				return err
-			}
-			if err := tx.SetSetting(ctx, key, now.UnixMilli()); err != nil {
-				return err
-			}
+		if err := tx.SetSetting(ctx, key, now.UnixMilli()); err != nil {
+			return err
 		}
-		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tid, Recipient: from.Name, Payload: req})
-		return err
-	})
+	}
+	_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tid, Recipient: from.Name, Payload: req})
+	return err
 }
 
 // apply stores what a decrypted message says.

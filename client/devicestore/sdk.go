@@ -108,3 +108,24 @@ func (t *Tx) PruneReceived(ctx context.Context, before time.Time) error {
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM received WHERE received_at < ?`, ms(before))
 	return dbErr("pruning received envelopes", err)
 }
+
+// Savepoint runs fn inside a savepoint of the transaction: if fn fails,
+// what it wrote is undone and the rest of the transaction stands. The
+// SDK processes a batch of envelopes in one transaction (one commit, one
+// fsync) with each envelope in its own savepoint.
+func (t *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := t.tx.ExecContext(ctx, `SAVEPOINT envelope`); err != nil {
+		return dbErr("savepoint", err)
+	}
+	if err := fn(); err != nil {
+		if _, rerr := t.tx.ExecContext(ctx, `ROLLBACK TO envelope`); rerr != nil {
+			return errors.Join(err, dbErr("rolling back to savepoint", rerr))
+		}
+		if _, rerr := t.tx.ExecContext(ctx, `RELEASE envelope`); rerr != nil {
+			return errors.Join(err, dbErr("releasing savepoint", rerr))
+		}
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `RELEASE envelope`)
+	return dbErr("releasing savepoint", err)
+}

@@ -146,3 +146,29 @@ func TestReceived(t *testing.T) {
 		t.Fatal("not pruned")
 	}
 }
+
+func TestSavepoint(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	boom := errors.New("boom")
+	update(t, s, func(tx *devicestore.Tx) error {
+		if err := tx.Savepoint(ctx, func() error { return tx.SetSetting(ctx, "kept", 1) }); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func() error {
+			if err := tx.SetSetting(ctx, "undone", 1); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Savepoint = %v, want the function's error", err)
+		}
+		return tx.SetSetting(ctx, "after", 1)
+	})
+	for name, want := range map[string]bool{"kept": true, "undone": false, "after": true} {
+		if _, ok, _ := s.Setting(ctx, name); ok != want {
+			t.Errorf("setting %q present = %v, want %v", name, ok, want)
+		}
+	}
+}

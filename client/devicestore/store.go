@@ -39,8 +39,9 @@ var migrationFS embed.FS
 // on a pool of reader connections and see the last committed state.
 type Store struct {
 	reader
-	w, r *sql.DB
-	now  func() time.Time
+	w, r  *sql.DB
+	now   func() time.Time
+	stmts *stmtCache // prepared statements of the writer connection
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,7 +184,7 @@ func open(ctx context.Context, path string, k *keys, create bool, o options) (*S
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, now: o.now}
+	s := &Store{w: w, now: o.now, stmts: newStmtCache()}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, dbErr("opening database", err)
@@ -300,6 +301,7 @@ func (s *Store) Close() error {
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}
+		s.stmts.close()
 		errs = append(errs, s.w.Close())
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = dbErr("closing", err)
@@ -324,7 +326,8 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err != nil {
 		return dbErr("beginning transaction", err)
 	}
-	tx := &Tx{reader: reader{q: sqlTx}, tx: sqlTx, now: s.now}
+	q := cachedTx{tx: sqlTx, cache: s.stmts}
+	tx := &Tx{reader: reader{q: q}, tx: q, now: s.now}
 	committed := false
 	defer func() {
 		if !committed {
@@ -338,6 +341,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 		return dbErr("committing", err)
 	}
 	committed = true
+	s.stmts.prepareMissing(ctx, s.w)
 	return nil
 }
 

@@ -27,7 +27,7 @@ type reader struct{ q querier }
 // this transaction. A Tx is not safe for concurrent use.
 type Tx struct {
 	reader
-	tx  *sql.Tx
+	tx  cachedTx
 	now func() time.Time
 }
 

@@ -1,0 +1,104 @@
+package devicestore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// maxCachedStmts bounds the statement cache (the SDK uses a few dozen
+// distinct statements).
+const maxCachedStmts = 256
+
+// stmtCache keeps prepared statements on the writer connection, so a
+// transaction does not parse the same SQL again for every row: the
+// receive path runs a dozen statements per message. A statement met for
+// the first time inside a transaction runs unprepared and is prepared
+// after the commit, when the single writer connection is free again
+// (preparing on the pool during the transaction would wait for it).
+type stmtCache struct {
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+func newStmtCache() *stmtCache {
+	return &stmtCache{stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
+}
+
+// lookup returns the prepared statement for query, or nil (and notes the
+// query for prepareMissing).
+func (c *stmtCache) lookup(query string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stmts[query]
+	if st == nil && len(c.stmts)+len(c.pending) < maxCachedStmts {
+		c.pending[query] = true
+	}
+	return st
+}
+
+// prepareMissing prepares the statements noted since the last call. A
+// statement that fails to prepare is simply not cached.
+func (c *stmtCache) prepareMissing(ctx context.Context, db *sql.DB) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q := range c.pending {
+		if st, err := db.PrepareContext(ctx, q); err == nil {
+			c.stmts[q] = st
+		}
+		delete(c.pending, q)
+	}
+}
+
+func (c *stmtCache) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.stmts {
+		st.Close()
+		delete(c.stmts, q)
+	}
+}
+
+// cachedTx runs a transaction's statements through the cache.
+type cachedTx struct {
+	tx    *sql.Tx
+	cache *stmtCache
+}
+
+func (t cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := t.cache.lookup(query); st != nil {
+		return t.tx.StmtContext(ctx, st) // reuses the statement prepared on this connection
+	}
+	return nil
+}
+
+func (t cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
