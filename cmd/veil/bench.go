@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ func runBenchServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	rate := fs.Int("rate", 1000, "messages per second in the latency run")
 	dur := fs.Duration("duration", 10*time.Second, "length of the latency run")
 	idle := fs.Int("idle", 2000, "idle WebSocket connections for the memory measurement (0 skips)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the throughput and latency runs to this file; the server then runs in this process (profiled with the load generator, whose functions are in package loadgen) and the idle-memory figure is skipped")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return errUsage
 	}
@@ -56,20 +58,38 @@ func runBenchServer(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *db != "" {
 		cargs = append(cargs, "--db", *db)
 	}
-	cmd := exec.CommandContext(ctx, exe, cargs...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		return err
+	var addr string
+	if *cpuprofile != "" {
+		stop, a, err := startInProcess(ctx, cargs)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		addr, *idle = a, 0
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	} else {
+		cmd := exec.CommandContext(ctx, exe, cargs...)
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+		if addr, err = waitAddr(pipe); err != nil {
+			return err
+		}
+		go io.Copy(io.Discard, pipe)
 	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	addr, err := waitAddr(pipe)
-	if err != nil {
-		return err
-	}
-	go io.Copy(io.Discard, pipe)
 	c := loadgen.NewClient("http://"+addr, *concurrency*2)
 	backend := "SQLite"
 	if *db != "" {
@@ -125,6 +145,26 @@ func runBenchServer(ctx context.Context, args []string, stdout, stderr io.Writer
 			*idle, before/(1<<20), after/(1<<20), (after-before)/float64(*idle)/1024)
 	}
 	return nil
+}
+
+// startInProcess runs 'veil server' with args in this process (for
+// profiling) and returns a function that stops it, and its address.
+func startInProcess(ctx context.Context, args []string) (stop func(), addr string, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := runServer(sctx, args[1:], io.Discard, pw) // args[0] is "server"
+		pw.CloseWithError(fmt.Errorf("server exited: %v", err))
+		done <- err
+	}()
+	stop = func() { cancel(); <-done }
+	if addr, err = waitAddr(pr); err != nil {
+		stop()
+		return nil, "", err
+	}
+	go io.Copy(io.Discard, pr)
+	return stop, addr, nil
 }
 
 // serverMemory is the server's Go heap in use plus goroutine stacks, after

@@ -29,7 +29,7 @@ func TestPragmas(t *testing.T) {
 		return
 	}
 	for _, c := range [][2]string{
-		{"journal_mode", "wal"}, {"synchronous", "2"}, {"foreign_keys", "1"},
+		{"journal_mode", "wal"}, {"synchronous", "1"}, {"foreign_keys", "1"},
 		{"busy_timeout", "10000"}, {"secure_delete", "1"}, {"query_only", "0"},
 	} {
 		check("writer", writer, c[0], c[1])
