@@ -170,6 +170,7 @@ func (s *Server) handleRemoveDevice(w http.ResponseWriter, r *http.Request, p pr
 	} else if err != nil {
 		return err
 	}
+	s.auth.forget(authKey{account: p.account, device: dev})
 	// Close the removed device's connections on every node.
 	s.notify(wake.Signal{Key: s.keys.wakeKey(p.account, dev), Takeover: takeoverAll})
 	s.log.Info("server: device removed", "account", s.keys.logID(p.account), "device", dev)

@@ -197,6 +197,12 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 		return principal{}, errUnauthorized
 	}
 	sum := sha256.Sum256(cred)
+	key := authKey{account: acc, device: dev}
+	mono := time.Now()
+	if e, ok := s.auth.get(key, &sum, mono); ok {
+		s.touch(r, key, e.lastSeen)
+		return principal{account: acc, device: dev}, nil
+	}
 	d, err := s.st.Device(r.Context(), acc, dev)
 	want := dummyHash[:]
 	if err == nil {
@@ -211,14 +217,22 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	if subtle.ConstantTimeCompare(sum[:], want) != 1 || err != nil {
 		return principal{}, errUnauthorized
 	}
-	// LastSeen is day-granular: touch at most once a day per device.
-	now := s.now()
-	if now.UTC().Truncate(24 * time.Hour).After(d.LastSeen) {
-		if err := s.st.TouchDevice(r.Context(), acc, dev, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("server: touch device failed", redactErr(err))
-		}
-	}
+	s.auth.put(key, d, mono)
+	s.touch(r, key, d.LastSeen)
 	return principal{account: acc, device: dev}, nil
+}
+
+// touch records that an authenticated device was seen, when the day has
+// changed since lastSeen (LastSeen is day-granular).
+func (s *Server) touch(r *http.Request, k authKey, lastSeen time.Time) {
+	now := s.now()
+	if !now.UTC().Truncate(24 * time.Hour).After(lastSeen) {
+		return
+	}
+	if err := s.st.TouchDevice(r.Context(), k.account, k.device, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("server: touch device failed", redactErr(err))
+	}
+	s.auth.forget(k) // the cached LastSeen is stale now
 }
 
 // clientAddr is the client's IP for the registration limit (hashed at

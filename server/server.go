@@ -164,6 +164,7 @@ type Server struct {
 	now     func() time.Time
 	rand    io.Reader
 	keys    keys
+	auth    authCache
 	m       *metrics
 	handler http.Handler
 	routes  []*route
