@@ -61,6 +61,10 @@ var ErrSchemaTooNew = errors.New("store/postgres: database schema is newer than 
 type Store struct {
 	pool   *pgxpool.Pool
 	closed atomic.Bool
+
+	acks      chan *ackReq // to the acker (acker.go)
+	quit      chan struct{}
+	ackerDone chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -93,7 +97,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool, acks: make(chan *ackReq), quit: make(chan struct{}), ackerDone: make(chan struct{})}
+	go s.acker()
+	return s, nil
 }
 
 // Pool returns the connection pool, for LISTEN/NOTIFY or metrics
@@ -205,6 +211,7 @@ const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
 	codeUndefinedTable      = "42P01"
+	codeDeadlock            = "40P01"
 )
 
 func pgCode(err error) (code, constraint string) {
@@ -267,6 +274,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	close(s.quit)
+	<-s.ackerDone
 	s.pool.Close()
 	return nil
 }

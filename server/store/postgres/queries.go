@@ -455,16 +455,13 @@ func (s *Store) Pending(ctx context.Context, account store.AccountID, deviceID u
 	return out, s.translate(ctx, err)
 }
 
-// Ack implements [store.Store].
+// Ack implements [store.Store]. Acks from concurrent callers are merged
+// (see acker).
 func (s *Store) Ack(ctx context.Context, account store.AccountID, deviceID uint32, seq int64) error {
-	if s.closed.Load() {
-		return store.ErrClosed
-	}
-	_, err := s.pool.Exec(ctx, `DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND seq = $3`, uid(account), deviceID, seq)
-	return s.translate(ctx, err)
+	return s.ack(ctx, account, deviceID, []int64{seq})
 }
 
-// AckBatch implements [store.BatchAcker] with one statement.
+// AckBatch implements [store.BatchAcker].
 func (s *Store) AckBatch(ctx context.Context, account store.AccountID, deviceID uint32, seqs []int64) error {
 	if s.closed.Load() {
 		return store.ErrClosed
@@ -472,8 +469,7 @@ func (s *Store) AckBatch(ctx context.Context, account store.AccountID, deviceID 
 	if len(seqs) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `DELETE FROM envelopes WHERE account_id = $1 AND device_id = $2 AND seq = ANY($3)`, uid(account), deviceID, seqs)
-	return s.translate(ctx, err)
+	return s.ack(ctx, account, deviceID, seqs)
 }
 
 // QueueDepth implements [store.Store].
