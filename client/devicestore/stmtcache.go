@@ -20,6 +20,7 @@ type stmtCache struct {
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool
+	closed  bool
 }
 
 func newStmtCache() *stmtCache {
@@ -42,18 +43,34 @@ func (c *stmtCache) lookup(query string) *sql.Stmt {
 }
 
 // prepareMissing prepares the statements noted since the last call. A
-// statement that fails to prepare is simply not cached.
+// statement that fails to prepare is simply not cached. The lock is not
+// held while preparing: preparing waits for the writer connection, which
+// another Update may hold while it looks statements up.
 func (c *stmtCache) prepareMissing(ctx context.Context, db *sql.DB) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var qs []string
 	for q := range c.pending {
-		if st, err := db.PrepareContext(ctx, q); err == nil {
-			c.stmts[q] = st
-		}
+		qs = append(qs, q)
 		delete(c.pending, q)
+	}
+	c.mu.Unlock()
+	for _, q := range qs {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.stmts[q] == nil && !c.closed {
+			c.stmts[q] = st
+			st = nil
+		}
+		c.mu.Unlock()
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 
@@ -63,6 +80,7 @@ func (c *stmtCache) close() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for q, st := range c.stmts {
 		st.Close()
 		delete(c.stmts, q)

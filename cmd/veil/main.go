@@ -1,5 +1,6 @@
-// Command veil is Veil's single binary: the server and, in later
-// versions, the client commands.
+// Command veil is Veil's single binary: the server, the client commands
+// (register, send, recv, chat, contacts, messages, verify, accept,
+// devices), the demo and the benchmarks.
 //
 // # Usage
 //
@@ -33,9 +34,18 @@ type command struct {
 
 // commands is the dispatcher table; add new subcommands here.
 var commands = map[string]command{
-	"server": {"run the Veil server", runServer},
-	"demo":   {"run a server and two clients end to end on this machine", runDemo},
-	"bench":  {"run benchmarks (veil bench server)", runBench},
+	"server":   {"run the Veil server", runServer},
+	"demo":     {"run a server and two clients end to end on this machine", runDemo},
+	"bench":    {"run benchmarks (veil bench server)", runBench},
+	"register": {"create this device's profile and a new account", runRegister},
+	"send":     {"send a message: veil send USERNAME MESSAGE", runSend},
+	"recv":     {"receive messages (--once: return when the queue is empty)", runRecv},
+	"chat":     {"chat with someone, line by line", runChat},
+	"contacts": {"list contacts and their verification state", runContacts},
+	"messages": {"show the conversation with someone", runMessages},
+	"verify":   {"compare safety numbers and mark a contact verified", runVerify},
+	"accept":   {"accept a contact's new key after their safety number changed", runAccept},
+	"devices":  {"list this account's devices, or remove one", runDevices},
 }
 
 // errUsage means the arguments were wrong; the usage text has been printed.

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/veil-e2ee/veil/server"
+	"github.com/veil-e2ee/veil/server/store/sqlite"
+)
+
+// The client commands are tested as scripts (testdata/script/*.txtar):
+// each runs the real veil binary's main against its own server on
+// SQLite, the way a person or a bot would use them.
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"veil": main})
+}
+
+func TestCLI(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			url, stop, err := scriptServer(env.WorkDir)
+			if err != nil {
+				return err
+			}
+			env.Defer(stop)
+			env.Setenv("VEIL_SERVER", url)
+			env.Setenv("VEIL_PASSPHRASE", "correct horse battery staple")
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// setenv-from-stdout NAME REGEXP: NAME = the first group of
+			// REGEXP in the last command's standard output.
+			"setenv-from-stdout": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: setenv-from-stdout NAME REGEXP")
+				}
+				m := regexp.MustCompile(args[1]).FindStringSubmatch(ts.ReadFile("stdout"))
+				if len(m) < 2 {
+					ts.Fatalf("%q does not match the last stdout", args[1])
+				}
+				ts.Setenv(args[0], m[1])
+			},
+		},
+	})
+}
+
+// scriptServer runs a veil server on SQLite in dir on a loopback port.
+func scriptServer(dir string) (string, func(), error) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "server.db"))
+	if err != nil {
+		return "", nil, err
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	srv, err := server.New(server.Config{Store: st, Secret: secret})
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	srv.Start(l)
+	return "http://" + l.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		st.Close()
+		os.Remove(filepath.Join(dir, "server.db"))
+	}, nil
+}
