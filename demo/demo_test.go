@@ -3,6 +3,8 @@ package demo
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,17 +14,29 @@ import (
 // plaintext scan of the server's files.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	if err := Run(context.Background(), Options{Out: &out, DataDir: t.TempDir()}); err != nil {
+	keep := t.TempDir()
+	if err := Run(context.Background(), Options{Out: &out, Keep: keep}); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	s := out.String()
+	// Each message shows on the sender's and the recipient's screen (Run
+	// itself fails unless the recipient read exactly what was sent).
 	for _, m := range conversation {
-		if !strings.Contains(s, m.text) {
-			t.Errorf("narration lacks the decrypted %q", m.text)
+		sent, read := clip("> "+m.text, 34), clip("< "+m.text, 34)
+		if !strings.Contains(s, sent) || !strings.Contains(s, read) {
+			t.Errorf("narration lacks %q or %q", sent, read)
 		}
 	}
-	if !strings.Contains(s, "PreKeySignalMessage") || !strings.Contains(s, "none found") {
-		t.Errorf("unexpected narration:\n%s", s)
+	for _, want := range []string{"PreKeySignalMessage", "SignalMessage", "none found", "they match", "veil messages --home"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("narration lacks %q:\n%s", want, s)
+		}
+	}
+	// --keep leaves the server database, both stores and the passphrases.
+	for _, f := range []string{"server/veil.db", "alice/device.db", "alice/device.hdr", "bob/device.db", "alice.passphrase"} {
+		if _, err := os.Stat(filepath.Join(keep, f)); err != nil {
+			t.Errorf("kept directory lacks %s: %v", f, err)
+		}
 	}
 }
 
