@@ -1,11 +1,35 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
+
+// scanProfile fails if any file of a device profile contains one of the
+// texts.
+func scanProfile(t *testing.T, dir string, texts []string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range texts {
+			if bytes.Contains(b, []byte(s)) {
+				t.Fatalf("plaintext %q found in %s", s, e.Name())
+			}
+		}
+	}
+}
 
 // TestConversation: two users, several hundred messages both ways, a
 // server restart and a client restart in the middle; every message
@@ -67,6 +91,10 @@ func TestConversation(t *testing.T) {
 		convs, err := alice.Conversations(ctx)
 		if err != nil || len(convs) != 1 || convs[0].Peer != bn {
 			t.Fatalf("alice's conversations = %+v, %v", convs, err)
+		}
+		// The profiles hold no plaintext, open (WAL) or not.
+		for _, dir := range []string{acfg.Dir, bcfg.Dir} {
+			scanProfile(t, dir, append(wantBob, wantAlice...))
 		}
 		// Nothing is left in either outbox.
 		for _, c := range []*Client{alice, bob} {
