@@ -337,10 +337,17 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, p principal)
 		}
 	} else {
 		s.m.accepted.Add(float64(len(envs)))
+		committed := time.Now().UnixNano()
 		for i, e := range envs {
-			sig := wake.Signal{Key: s.keys.wakeKey(target, e.DeviceID), CommitUnixNano: time.Now().UnixNano()}
+			sig := wake.Signal{Key: s.keys.wakeKey(target, e.DeviceID), CommitUnixNano: committed}
 			if i < len(res.Seqs) {
 				sig.Seq = res.Seqs[i]
+				// The envelope exactly as the store will return it.
+				s.pushLocal(sig.Key, &localEnvelope{commit: committed, env: store.Envelope{
+					Seq: sig.Seq, MessageID: snd.MessageID, Recipient: target, DeviceID: e.DeviceID, Type: e.Type,
+					Sender: snd.Sender, SenderDevice: snd.SenderDevice, Content: e.Content,
+					ReceivedAt: now.UTC().Truncate(time.Minute),
+				}})
 			}
 			s.notify(sig)
 		}

@@ -31,6 +31,36 @@ const takeoverAll = ^uint64(0)
 type wsConn struct {
 	id       uint64
 	replaced chan struct{}
+	// direct carries envelopes just committed by a send on this node, so
+	// the connection can push the next one without reading it back from
+	// the store (see Server.pushLocal).
+	direct chan *localEnvelope
+}
+
+// localEnvelope is a committed envelope handed from a send to a
+// connection on the same node.
+type localEnvelope struct {
+	env    store.Envelope
+	commit int64 // commit time (ns), for the delivery histogram
+}
+
+// directQueue bounds the envelopes waiting on one connection's direct
+// channel; beyond it a send drops the hand-over and the connection reads
+// the envelope from the store as it would for a send on another node.
+const directQueue = 16
+
+// pushLocal hands a committed envelope to the recipient device's
+// connections on this node. It never blocks; the wake-up signal sent
+// beside it remains the guarantee that the envelope is pushed.
+func (s *Server) pushLocal(key wake.Key, le *localEnvelope) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for wc := range s.conns[key] {
+		select {
+		case wc.direct <- le:
+		default:
+		}
+	}
 }
 
 // Frames. Server → client: envelope, queue_empty. Client → server: ack.
@@ -167,7 +197,7 @@ func (s *Server) serveWS(parent context.Context, c *websocket.Conn, p principal)
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	key := s.keys.wakeKey(p.account, p.device)
-	wc := &wsConn{id: rand.Uint64() | 1, replaced: make(chan struct{}, 1)}
+	wc := &wsConn{id: rand.Uint64() | 1, replaced: make(chan struct{}, 1), direct: make(chan *localEnvelope, directQueue)}
 	if wc.id == takeoverAll {
 		wc.id--
 	}
@@ -229,6 +259,7 @@ type delivery struct {
 	cursor   int64              // highest seq pushed
 	inflight map[int64]struct{} // pushed, not yet acknowledged
 	latency  map[int64]int64    // seq → commit time (ns), for the histogram
+	handed   map[int64]struct{} // pushed directly, wake-up signal not yet seen
 	rescan   bool               // look below cursor too (a wake for an older seq)
 	more     bool               // the last fetch was cut short by the in-flight bound
 	emptied  bool               // queue_empty sent
@@ -284,12 +315,29 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 		case sig := <-wakeCh:
 			// Take every signal already waiting: one queue read serves them all.
 			for {
-				if code, reason, stop := d.onSignal(wc, sig); stop {
+				code, reason, stop := d.onSignal(wc, sig)
+				if stop {
 					return code, reason
 				}
-				need = true
+				// A signal for an envelope already pushed (handed over
+				// directly) needs no queue read.
+				need = need || d.rescan || sig.Seq == 0 || sig.Seq > d.cursor
 				select {
 				case sig = <-wakeCh:
+					continue
+				default:
+				}
+				break
+			}
+		case le := <-wc.direct:
+			for {
+				pushed, err := d.pushDirect(ctx, le, need)
+				if err != nil {
+					return d.stopCode(ctx, err)
+				}
+				need = need || !pushed
+				select {
+				case le = <-wc.direct:
 					continue
 				default:
 				}
@@ -327,6 +375,43 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 	}
 }
 
+// pushDirect pushes an envelope handed over by a send on this node when
+// it is exactly the next one (its seq follows the highest pushed: seqs
+// are assigned consecutively per device) and nothing else is pending: no
+// rescan, no queue read already due (fillDue), room in flight. pushed is
+// false when the envelope was not pushed; the caller then reads the queue.
+func (d *delivery) pushDirect(ctx context.Context, le *localEnvelope, fillDue bool) (pushed bool, err error) {
+	e := &le.env
+	if e.Seq <= d.cursor {
+		return true, nil // already pushed by a queue read
+	}
+	if fillDue || d.rescan || d.more || e.Seq != d.cursor+1 || len(d.inflight) >= d.s.lim.MaxInFlight {
+		return false, nil
+	}
+	d.buf = appendEnvelopeFrame(d.buf[:0], e)
+	err = d.write(ctx, d.buf)
+	d.buf = nil
+	if err != nil {
+		return false, err
+	}
+	d.s.m.pushed.Inc()
+	d.inflight[e.Seq] = struct{}{}
+	d.cursor = e.Seq
+	// Its wake-up signal is still on the way (possibly through another
+	// node's database connection) and may arrive after the ack.
+	if d.handed == nil || len(d.handed) >= maxLatencySamples {
+		d.handed = make(map[int64]struct{})
+	}
+	d.handed[e.Seq] = struct{}{}
+	if le.commit > 0 {
+		if len(d.latency) >= maxLatencySamples {
+			clear(d.latency)
+		}
+		d.latency[e.Seq] = le.commit
+	}
+	return true, nil
+}
+
 // onSignal handles one wake-up; stop reports that the connection must
 // close with code and reason.
 func (d *delivery) onSignal(wc *wsConn, sig wake.Signal) (code websocket.StatusCode, reason string, stop bool) {
@@ -339,6 +424,10 @@ func (d *delivery) onSignal(wc *wsConn, sig wake.Signal) (code websocket.StatusC
 			return CloseReplaced, "replaced by a newer connection of this device", true
 		}
 	default:
+		if _, ok := d.handed[sig.Seq]; ok && sig.Seq > 0 {
+			delete(d.handed, sig.Seq) // pushed directly already
+			return 0, "", false
+		}
 		if sig.Seq > 0 && sig.CommitUnixNano > 0 {
 			if len(d.latency) >= maxLatencySamples {
 				clear(d.latency) // samples for envelopes acked elsewhere
