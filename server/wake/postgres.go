@@ -21,7 +21,7 @@ const PostgresChannel = "veil_wake"
 type Postgres struct {
 	h      *hub
 	pool   *pgxpool.Pool
-	dsn    string
+	conn   *pgx.ConnConfig // the listener's (dsn without pool settings)
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,7 +63,7 @@ func NewPostgres(ctx context.Context, dsn string, log *slog.Logger) (*Postgres, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	p := &Postgres{h: newHub(), pool: pool, dsn: dsn, log: log, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}),
+	p := &Postgres{h: newHub(), pool: pool, conn: cfg.ConnConfig.Copy(), log: log, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}),
 		out: make(chan string, notifyQueue), sendDone: make(chan struct{})}
 	first := make(chan error, 1)
 	go p.listen(lctx, first)
@@ -118,7 +118,9 @@ func (p *Postgres) listen(ctx context.Context, first chan<- error) {
 	defer close(p.done)
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		conn, err := pgx.Connect(ctx, p.dsn)
+		// From the parsed config: pool settings in the DSN (such as
+		// pool_max_conns) are not connection parameters.
+		conn, err := pgx.ConnectConfig(ctx, p.conn)
 		if err == nil {
 			_, err = conn.Exec(ctx, "LISTEN "+PostgresChannel)
 			if err != nil {
