@@ -185,7 +185,7 @@ func (s *Store) TouchDevice(ctx context.Context, account store.AccountID, device
 	if seen >= day {
 		return nil
 	}
-	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
+	return s.write1(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_day = max(last_seen_day, ?) WHERE account_id = ? AND device_id = ?`, day, account[:], deviceID)
 		return mustAffect(res, err)
 	})
@@ -242,7 +242,7 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 // RemoveDevice implements [store.Store]; foreign keys cascade the
 // deletion to the device's prekeys and envelopes.
 func (s *Store) RemoveDevice(ctx context.Context, account store.AccountID, deviceID uint32) error {
-	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
+	return s.write1(ctx, func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID)
 		return mustAffect(res, err)
 	})
@@ -360,6 +360,29 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
+// queryDeviceSeqs lists an account's devices in device order with each
+// one's last assigned seq. Inside the writer's transaction the values are
+// current: no other connection writes.
+func queryDeviceSeqs(ctx context.Context, tx *wtx, acc store.AccountID) ([]rules.DeviceReg, map[uint32]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT device_id, registration_id, last_seq FROM devices WHERE account_id = ? ORDER BY device_id`, acc[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var devs []rules.DeviceReg
+	last := make(map[uint32]int64, 2)
+	for rows.Next() {
+		var d rules.DeviceReg
+		var seq int64
+		if err := rows.Scan(&d.DeviceID, &d.RegistrationID, &seq); err != nil {
+			return nil, nil, err
+		}
+		devs = append(devs, d)
+		last[d.DeviceID] = seq
+	}
+	return devs, last, rows.Err()
+}
+
 func queryDevices(ctx context.Context, tx *wtx, q string, args ...any) ([]rules.DeviceReg, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -399,7 +422,7 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 			res.Duplicate = true
 			return nil
 		}
-		devs, err := queryDevices(ctx, tx, `SELECT device_id, registration_id FROM devices WHERE account_id = ? ORDER BY device_id`, snd.Recipient[:])
+		devs, last, err := queryDeviceSeqs(ctx, tx, snd.Recipient)
 		if err != nil {
 			return err
 		}
@@ -414,6 +437,11 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 		}
 		if snd.MaxQueue > 0 {
 			for _, e := range snd.Envelopes {
+				// A queue never holds more envelopes than seqs were
+				// ever assigned (last_seq): below the bound, no lookup.
+				if last[e.DeviceID] < int64(snd.MaxQueue) {
+					continue
+				}
 				if err := checkQueue(ctx, tx, snd.Recipient, e.DeviceID, snd.MaxQueue); err != nil {
 					return err
 				}
@@ -509,7 +537,7 @@ func (s *Store) Pending(ctx context.Context, account store.AccountID, deviceID u
 
 // Ack implements [store.Store].
 func (s *Store) Ack(ctx context.Context, account store.AccountID, deviceID uint32, seq int64) error {
-	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
+	return s.write1(ctx, func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE account_id = ? AND device_id = ? AND seq = ?`, account[:], deviceID, seq)
 		return err
 	})
@@ -522,6 +550,9 @@ func (s *Store) AckBatch(ctx context.Context, account store.AccountID, deviceID 
 			return store.ErrClosed
 		}
 		return nil
+	}
+	if len(seqs) == 1 {
+		return s.Ack(ctx, account, deviceID, seqs[0])
 	}
 	return s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		for _, seq := range seqs {
@@ -589,7 +620,7 @@ func (s *Store) TakeToken(ctx context.Context, key []byte, burst int, interval t
 	ns, iv, limit := now.UnixNano(), int64(interval), int64(burst)*int64(interval)
 	var ok bool
 	var retry time.Duration
-	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
+	err := s.write1(ctx, func(ctx context.Context, tx *wtx) error {
 		var tat int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO rate_limits (key, tat) VALUES (?1, ?2 + ?3)
 			ON CONFLICT (key) DO UPDATE SET tat = max(tat, ?2) + ?3 WHERE max(tat, ?2) + ?3 - ?2 <= ?4

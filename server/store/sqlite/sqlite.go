@@ -130,6 +130,9 @@ type writeReq struct {
 	ctx  context.Context
 	fn   func(ctx context.Context, tx *wtx) error
 	done chan error
+	// single: fn changes the database with at most one statement, which
+	// SQLite applies or undoes whole by itself, so it needs no savepoint.
+	single bool
 }
 
 // Open opens (creating if needed) the database file at path and brings
@@ -264,10 +267,21 @@ func applyMigration(ctx context.Context, db *sql.DB, version int, name, body str
 // savepoint, and returns after the transaction committed (or with fn's
 // error, after fn's changes were rolled back).
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *wtx) error) error {
+	return s.submit(&writeReq{ctx: ctx, fn: fn})
+}
+
+// write1 is write for an fn that changes the database with at most one
+// statement (any others only read): it runs without a savepoint.
+func (s *Store) write1(ctx context.Context, fn func(ctx context.Context, tx *wtx) error) error {
+	return s.submit(&writeReq{ctx: ctx, fn: fn, single: true})
+}
+
+func (s *Store) submit(r *writeReq) error {
+	ctx := r.ctx
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-s.quit:
@@ -393,6 +407,14 @@ func (s *Store) syncer() {
 
 func (s *Store) runOne(tx *wtx, r *writeReq) (err error) {
 	bg := context.Background()
+	if r.single {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("store/sqlite: write panicked: %v", p)
+			}
+		}()
+		return s.translate(r.ctx, r.fn(context.WithoutCancel(r.ctx), tx))
+	}
 	if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
 		return s.translate(r.ctx, err)
 	}
