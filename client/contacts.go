@@ -29,13 +29,14 @@ func (c Contact) Verified() bool { return c.Trust == devicestore.Verified.String
 // resolve finds a contact by username, asking the server for an unknown
 // one and remembering it.
 func (c *Client) resolve(ctx context.Context, username string) (devicestore.Contact, error) {
+	if !ValidUsername(username) {
+		// Also keeps "" from matching a contact whose username is unknown.
+		return devicestore.Contact{}, fmt.Errorf("%w: %q is not a valid username", ErrNoSuchUser, username)
+	}
 	if ct, err := c.store.ContactByUsername(ctx, username); err == nil {
 		return ct, nil
 	} else if !errors.Is(err, devicestore.ErrNotFound) {
 		return devicestore.Contact{}, err
-	}
-	if !ValidUsername(username) {
-		return devicestore.Contact{}, fmt.Errorf("%w: %q is not a valid username", ErrNoSuchUser, username)
 	}
 	var lr lookupResponse
 	if err := c.api.do(ctx, "GET", "/v1/usernames/"+username, nil, &lr); err != nil {
@@ -97,6 +98,9 @@ func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
 // Contact returns one contact by username (ErrNoSuchUser if this device
 // does not know them).
 func (c *Client) Contact(ctx context.Context, username string) (Contact, error) {
+	if !ValidUsername(username) {
+		return Contact{}, fmt.Errorf("%w: %q is not a valid username", ErrNoSuchUser, username)
+	}
 	cs, err := c.Contacts(ctx)
 	if err != nil {
 		return Contact{}, err

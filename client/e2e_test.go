@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -103,4 +104,55 @@ func TestConversation(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Bad arguments get ErrInvalidArgument or ErrNoSuchUser and change
+// nothing.
+func TestBadArguments(t *testing.T) {
+	ts := startServer(t, "sqlite")
+	ctx := context.Background()
+	alice, _ := register(t, ts, "alice")
+	bob, _ := register(t, ts, "bob")
+	bn := bob.Self().Username
+	for _, c := range []struct {
+		to, text string
+		want     error
+	}{
+		{bn, "", ErrInvalidArgument},
+		{bn, string(make([]byte, MaxTextBytes+1)), ErrInvalidArgument},
+		{bn, "\xff\xfe", ErrInvalidArgument},
+		{"", "hi", ErrNoSuchUser},
+		{"Bob", "hi", ErrNoSuchUser},
+		{"nobody_here", "hi", ErrNoSuchUser},
+		{alice.Self().Username, "hi", ErrInvalidArgument}, // yourself
+	} {
+		if _, err := alice.Send(ctx, c.to, c.text); !errors.Is(err, c.want) {
+			t.Errorf("Send(%q, %d bytes) = %v, want %v", c.to, len(c.text), err, c.want)
+		}
+	}
+	if convs, _ := alice.Conversations(ctx); len(convs) != 0 {
+		t.Fatalf("failed sends left conversations: %+v", convs)
+	}
+	if items, _ := alice.Store().Outbox(ctx, alice.now().AddDate(1, 0, 0), 10); len(items) != 0 {
+		t.Fatalf("failed sends left %d outbox items", len(items))
+	}
+	if _, err := alice.Messages(ctx, "", 0, 10); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("Messages(\"\") = %v", err)
+	}
+	if _, err := Register(ctx, testConfig(t.TempDir()+"/x", ts.URL), "No Way"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Register with a bad username: %v", err)
+	}
+	if _, err := Register(ctx, testConfig(t.TempDir()+"/y", "ftp://x"), "valid_name"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Register with a bad server URL: %v", err)
+	}
+	dir := t.TempDir() + "/z"
+	if _, err := Register(ctx, testConfig(dir, ts.URL), bn); !errors.Is(err, ErrUsernameTaken) {
+		t.Errorf("Register with a taken username: %v", err)
+	}
+	if _, err := os.Stat(dir + "/device.hdr"); !os.IsNotExist(err) {
+		t.Errorf("a failed registration left its store behind: %v", err)
+	}
+	if _, err := Open(ctx, testConfig(dir, ts.URL)); !errors.Is(err, ErrNotRegistered) {
+		t.Errorf("Open of an empty profile: %v", err)
+	}
 }

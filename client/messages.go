@@ -61,6 +61,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 // contact, oldest first, with local ids above after (0 for the start):
 // pass the last id seen to page on.
 func (c *Client) Messages(ctx context.Context, username string, after int64, limit int) ([]Message, error) {
+	if !ValidUsername(username) {
+		return nil, &noContactError{username}
+	}
 	ct, err := c.store.ContactByUsername(ctx, username)
 	if err != nil {
 		return nil, notContact(err, username)
