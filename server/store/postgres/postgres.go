@@ -18,6 +18,12 @@
 //     seq n can never later find a smaller seq appear, so paging with
 //     "after n" skips nothing. (A global sequence would not give this: a
 //     transaction holding seq 5 may commit after one holding seq 6.)
+//   - Sends are stored in batches (deliverer.go): concurrent Deliver
+//     calls share one call of veil_deliver_many, one transaction and one
+//     commit. A batch orders its sends by recipient, so batches lock
+//     device rows in one global order and cannot deadlock one another.
+//   - Acks are group-committed too (acker.go): one DELETE for every ack
+//     waiting, from any device.
 //   - Rate-limit buckets are one atomic upsert.
 //   - Migrations run under a transaction-scoped advisory lock, so nodes
 //     starting together apply each one exactly once.
@@ -40,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -62,9 +69,11 @@ type Store struct {
 	pool   *pgxpool.Pool
 	closed atomic.Bool
 
-	acks      chan *ackReq // to the acker (acker.go)
+	acks      chan *ackReq     // to the acker (acker.go)
+	sends     chan *deliverReq // to the deliverers (deliverer.go)
 	quit      chan struct{}
 	ackerDone chan struct{}
+	workers   sync.WaitGroup // the deliverers
 }
 
 var _ store.Store = (*Store)(nil)
@@ -97,8 +106,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, acks: make(chan *ackReq), quit: make(chan struct{}), ackerDone: make(chan struct{})}
+	s := &Store{pool: pool, acks: make(chan *ackReq), sends: make(chan *deliverReq), quit: make(chan struct{}), ackerDone: make(chan struct{})}
 	go s.acker()
+	s.workers.Add(deliverWorkers)
+	for range deliverWorkers {
+		go s.deliverer(&s.workers)
+	}
 	return s, nil
 }
 
@@ -276,6 +289,7 @@ func (s *Store) Close() error {
 	}
 	close(s.quit)
 	<-s.ackerDone
+	s.workers.Wait()
 	s.pool.Close()
 	return nil
 }

@@ -343,18 +343,10 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
-// Deliver implements [store.Store] with one call of the veil_deliver
-// function (migration 0002), which takes the locks the package
-// documentation describes. A repeat is reported as Duplicate even if the
-// device list changed since, so a retried send always learns it was
-// accepted.
-func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, error) {
-	if err := rules.ValidateSend(&snd); err != nil {
-		return store.SendResult{}, err
-	}
-	if s.closed.Load() {
-		return store.SendResult{}, store.ErrClosed
-	}
+// deliverOne stores one send with one call of the veil_deliver function
+// (migrations 0002–0005), which takes the locks the package
+// documentation describes. It is Deliver's path when a batch failed.
+func (s *Store) deliverOne(ctx context.Context, snd *store.Send) (store.SendResult, error) {
 	n := len(snd.Envelopes)
 	devs, regs, types, contents := make([]int64, n), make([]int64, n), make([]int16, n), make([][]byte, n)
 	for i, e := range snd.Envelopes {
@@ -372,19 +364,27 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 	if err != nil {
 		return store.SendResult{}, s.translate(ctx, err)
 	}
-	type out struct {
-		status   string
-		dev, reg *int64
-		seq      *int64
-	}
-	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (out, error) {
-		var o out
+	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (deliverRow, error) {
+		var o deliverRow
 		err := r.Scan(&o.status, &o.dev, &o.reg, &o.seq)
 		return o, err
 	})
 	if err != nil {
 		return store.SendResult{}, s.translate(ctx, err)
 	}
+	return deliverResult(snd, res)
+}
+
+// deliverRow is one result row of veil_deliver.
+type deliverRow struct {
+	status   string
+	dev, reg *int64
+	seq      *int64
+}
+
+// deliverResult turns veil_deliver's rows for snd into Deliver's answer.
+func deliverResult(snd *store.Send, res []deliverRow) (store.SendResult, error) {
+	n := len(snd.Envelopes)
 	if len(res) == 0 {
 		return store.SendResult{}, fmt.Errorf("store/postgres: veil_deliver returned nothing")
 	}
@@ -400,7 +400,7 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 		for _, r := range res[1:] {
 			current = append(current, rules.DeviceReg{DeviceID: uint32(*r.dev), RegistrationID: uint32(*r.reg)})
 		}
-		if err := rules.CheckDevices(current, &snd); err != nil {
+		if err := rules.CheckDevices(current, snd); err != nil {
 			return store.SendResult{}, err
 		}
 		// The function and rules disagree: a bug, never a client error.
