@@ -235,14 +235,18 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 				if err != nil {
 					return err // not acked: they come again on the next connection
 				}
-				for i, e := range batch {
+				// Ack the whole batch before yielding, so a caller that
+				// stops early leaves nothing committed but unacked.
+				for _, e := range batch {
 					testHook("committed")
 					ack, _ := json.Marshal(map[string]any{"type": "ack", "seq": e.Seq})
 					if err := conn.Write(ctx, websocket.MessageText, ack); err != nil {
 						return fmt.Errorf("%w: %v", ErrUnreachable, err)
 					}
 					testHook("acked")
-					for _, ev := range events[i] {
+				}
+				for _, evs := range events {
+					for _, ev := range evs {
 						if !yield(ev, nil) {
 							conn.Close(websocket.StatusNormalClosure, "")
 							return errStopped

@@ -93,3 +93,34 @@ func TestReceiveStream(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiveBreakEarly: a caller that stops after the first event loses
+// nothing: the rest of the batch is stored (and acknowledged), so it is
+// in the conversation, and nothing arrives twice later.
+func TestReceiveBreakEarly(t *testing.T) {
+	ts := startServer(t, "sqlite")
+	alice, _ := register(t, ts, "alice")
+	bob, _ := register(t, ts, "bob")
+	for i := 0; i < 5; i++ {
+		mustSend(t, alice, bob.Self().Username, fmt.Sprintf("m%d", i))
+	}
+	ctx := context.Background()
+	for ev, err := range bob.Receive(ctx, ReceiveOptions{Once: true}) {
+		if err != nil || ev.Kind != EventMessage || ev.Message.Body != "m0" {
+			t.Fatalf("first event: %+v, %v", ev, err)
+		}
+		break
+	}
+	// Envelopes that were not yet in the first batch come now; none twice.
+	later := bodies(drain(t, bob))
+	seen := map[string]bool{"m0": true}
+	for _, b := range later {
+		if seen[b] {
+			t.Fatalf("after an early break %q came again (later: %q)", b, later)
+		}
+		seen[b] = true
+	}
+	if got := conversation(t, bob, alice.Self().Username); len(got) != 5 {
+		t.Fatalf("bob's conversation holds %q, want all 5", got)
+	}
+}
