@@ -7,10 +7,21 @@
 //	  Text          text   = 1; // a message a person wrote
 //	  Sync          sync   = 2; // a transcript of our own send, for our other devices
 //	  ResendRequest resend = 3; // "I could not decrypt these; send them again"
+//	  Op            op     = 4; // an edit, delete or reaction on a message
+//	  Read          read   = 5; // read marker, for our other devices
 //	}
-//	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; }
+//	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5; }
+//	message Op            { uint32 kind = 1; string target_sender = 2; bytes target_id = 3; string body = 4; string emoji = 5;
+//	                        int64 time = 6; uint32 counter = 7; string conversation = 8; }
+//	message Read          { string conversation = 1; int64 time = 2; uint32 counter = 3; }
 //	message Sync          { string destination = 1; string destination_username = 2; Text text = 3; }
 //	message ResendRequest { uint32 device = 1; repeated bytes ids = 2; }
+//
+// sent_at and counter (Text), time and counter (Op, Read) are hybrid
+// logical clock stamps (client/internal/converge); the origin of a stamp
+// is the sending device. Op.kind is 2 edit, 3 delete, 4 react; an Op goes
+// to the conversation's peer and to our own devices, with conversation
+// set to the peer's account id (the conversation it belongs to).
 //
 // Text.id is the message's own 16-byte id, which dedups it on every
 // device; ResendRequest.ids are transport ids (the server's message id
@@ -39,6 +50,7 @@ const (
 	MaxBody     = 64 << 10 // bytes of text (the server takes 96 KiB of ciphertext)
 	MaxUsername = 64
 	MaxIDs      = 100 // ids per resend request
+	MaxEmoji    = 64  // bytes of a reaction
 	padBlock    = 80
 )
 
@@ -50,14 +62,43 @@ type Content struct {
 	Text   *Text
 	Sync   *Sync
 	Resend *ResendRequest
+	Op     *Op
+	Read   *Read
+}
+
+// Op kinds (the values of converge.Kind).
+const (
+	OpEdit   = 2
+	OpDelete = 3
+	OpReact  = 4
+)
+
+// Op is an edit, a delete for everyone or a reaction.
+type Op struct {
+	Kind         uint32
+	TargetSender string // account id of the message's sender
+	TargetID     []byte // the message's 16-byte id
+	Body         string // edit
+	Emoji        string // react ("" removes)
+	Time         int64
+	Counter      uint32
+	Conversation string // the peer account of the conversation
+}
+
+// Read is how far this account has read a conversation.
+type Read struct {
+	Conversation string
+	Time         int64
+	Counter      uint32
 }
 
 // Text is a message a person wrote.
 type Text struct {
 	ID             []byte // 16 bytes, chosen by the sender
 	Body           string
-	SentAt         int64 // Unix milliseconds, the sender's clock
+	SentAt         int64 // Unix milliseconds, the sender's clock (HLC time)
 	SenderUsername string
+	Counter        uint32 // HLC counter
 }
 
 // Sync is our own send, copied to our other devices.
@@ -97,6 +138,32 @@ func Marshal(c Content) ([]byte, error) {
 		s = protowire.AppendBytes(s, appendText(nil, &c.Sync.Text))
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendBytes(b, s)
+	case c.Op != nil:
+		o := c.Op
+		var r []byte
+		r = protowire.AppendTag(r, 1, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(o.Kind))
+		r = appendString(r, 2, o.TargetSender)
+		r = protowire.AppendTag(r, 3, protowire.BytesType)
+		r = protowire.AppendBytes(r, o.TargetID)
+		r = appendString(r, 4, o.Body)
+		r = appendString(r, 5, o.Emoji)
+		r = protowire.AppendTag(r, 6, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(o.Time))
+		r = protowire.AppendTag(r, 7, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(o.Counter))
+		r = appendString(r, 8, o.Conversation)
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
+	case c.Read != nil:
+		var r []byte
+		r = appendString(r, 1, c.Read.Conversation)
+		r = protowire.AppendTag(r, 2, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(c.Read.Time))
+		r = protowire.AppendTag(r, 3, protowire.VarintType)
+		r = protowire.AppendVarint(r, uint64(c.Read.Counter))
+		b = protowire.AppendTag(b, 5, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
 	case c.Resend != nil:
 		var r []byte
 		r = protowire.AppendTag(r, 1, protowire.VarintType)
@@ -117,7 +184,12 @@ func appendText(b []byte, t *Text) []byte {
 	b = appendString(b, 2, t.Body)
 	b = protowire.AppendTag(b, 3, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(t.SentAt))
-	return appendString(b, 4, t.SenderUsername)
+	b = appendString(b, 4, t.SenderUsername)
+	if t.Counter != 0 {
+		b = protowire.AppendTag(b, 5, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(t.Counter))
+	}
+	return b
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
@@ -155,13 +227,13 @@ func Unmarshal(b []byte) (Content, error) {
 	}
 	var c Content
 	err = fields(body, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num < 1 || num > 3 {
+		if num < 1 || num > 5 {
 			return nil // unknown: skipped
 		}
 		if err := wantType(num, typ, protowire.BytesType); err != nil {
 			return err
 		}
-		if c.Text != nil || c.Sync != nil || c.Resend != nil {
+		if c.Text != nil || c.Sync != nil || c.Resend != nil || c.Op != nil || c.Read != nil {
 			return invalid("more than one kind of content")
 		}
 		switch num {
@@ -177,13 +249,21 @@ func Unmarshal(b []byte) (Content, error) {
 			r, err := parseResend(v)
 			c.Resend = &r
 			return err
+		case 4:
+			o, err := parseOp(v)
+			c.Op = &o
+			return err
+		case 5:
+			r, err := parseRead(v)
+			c.Read = &r
+			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return Content{}, err
 	}
-	if c.Text == nil && c.Sync == nil && c.Resend == nil {
+	if c.Text == nil && c.Sync == nil && c.Resend == nil && c.Op == nil && c.Read == nil {
 		return Content{}, invalid("no content")
 	}
 	return c, c.validate()
@@ -262,10 +342,70 @@ func parseText(b []byte) (Text, error) {
 		case 4:
 			t.SenderUsername = string(v)
 			return wantType(num, typ, protowire.BytesType)
+		case 5:
+			if x > 1<<32-1 {
+				return invalid("counter out of range")
+			}
+			t.Counter = uint32(x)
+			return wantType(num, typ, protowire.VarintType)
 		}
 		return nil
 	})
 	return t, err
+}
+
+func parseOp(b []byte) (Op, error) {
+	var o Op
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		want := protowire.BytesType
+		switch num {
+		case 1:
+			o.Kind, want = uint32(min(x, 1<<32-1)), protowire.VarintType
+		case 2:
+			o.TargetSender = string(v)
+		case 3:
+			o.TargetID = append([]byte(nil), v...)
+		case 4:
+			o.Body = string(v)
+		case 5:
+			o.Emoji = string(v)
+		case 6:
+			o.Time, want = int64(x), protowire.VarintType
+		case 7:
+			if x > 1<<32-1 {
+				return invalid("counter out of range")
+			}
+			o.Counter, want = uint32(x), protowire.VarintType
+		case 8:
+			o.Conversation = string(v)
+		default:
+			return nil
+		}
+		return wantType(num, typ, want)
+	})
+	return o, err
+}
+
+func parseRead(b []byte) (Read, error) {
+	var r Read
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		want := protowire.BytesType
+		switch num {
+		case 1:
+			r.Conversation = string(v)
+		case 2:
+			r.Time, want = int64(x), protowire.VarintType
+		case 3:
+			if x > 1<<32-1 {
+				return invalid("counter out of range")
+			}
+			r.Counter, want = uint32(x), protowire.VarintType
+		default:
+			return nil
+		}
+		return wantType(num, typ, want)
+	})
+	return r, err
 }
 
 func parseSync(b []byte) (Sync, error) {
@@ -313,7 +453,7 @@ func parseResend(b []byte) (ResendRequest, error) {
 
 func (c Content) validate() error {
 	n := 0
-	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil} {
+	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil} {
 		if set {
 			n++
 		}
@@ -324,6 +464,28 @@ func (c Content) validate() error {
 	switch {
 	case c.Text != nil:
 		return c.Text.validate()
+	case c.Op != nil:
+		o := c.Op
+		switch {
+		case o.Kind != OpEdit && o.Kind != OpDelete && o.Kind != OpReact:
+			return invalid("op kind %d", o.Kind)
+		case !validAccount(o.TargetSender) || !validAccount(o.Conversation):
+			return invalid("op target or conversation")
+		case len(o.TargetID) != IDSize:
+			return invalid("op target id of %d bytes", len(o.TargetID))
+		case len(o.Body) > MaxBody || !utf8.ValidString(o.Body) || (o.Kind == OpEdit && o.Body == ""):
+			return invalid("op body")
+		case len(o.Emoji) > MaxEmoji || !utf8.ValidString(o.Emoji):
+			return invalid("op emoji")
+		case o.Time < 0:
+			return invalid("negative op time")
+		}
+		return nil
+	case c.Read != nil:
+		if !validAccount(c.Read.Conversation) || c.Read.Time < 0 {
+			return invalid("read marker")
+		}
+		return nil
 	case c.Sync != nil:
 		if c.Sync.Destination == "" || len(c.Sync.Destination) > MaxUsername || !utf8.ValidString(c.Sync.Destination) {
 			return invalid("sync destination")
@@ -347,6 +509,8 @@ func (c Content) validate() error {
 	}
 	return nil
 }
+
+func validAccount(s string) bool { return s != "" && len(s) <= MaxUsername && utf8.ValidString(s) }
 
 func (t *Text) validate() error {
 	switch {

@@ -20,6 +20,11 @@ func samples() []Content {
 		{Sync: &Sync{Destination: "0f8e2a4c-1d2b-4c1d-8a5e-000000000001", DestinationUsername: "bob",
 			Text: Text{ID: id(4), Body: "to bob", SentAt: 5}}},
 		{Resend: &ResendRequest{Device: 2, IDs: [][]byte{id(5), id(6)}}},
+		{Text: &Text{ID: id(7), Body: "with a clock", SentAt: 9, Counter: 3}},
+		{Op: &Op{Kind: OpEdit, TargetSender: "a", TargetID: id(8), Body: "fixed", Time: 5, Counter: 1, Conversation: "b"}},
+		{Op: &Op{Kind: OpReact, TargetSender: "a", TargetID: id(8), Emoji: "👍", Time: 6, Conversation: "b"}},
+		{Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(8), Time: 7, Conversation: "b"}},
+		{Read: &Read{Conversation: "b", Time: 8, Counter: 2}},
 	}
 }
 
@@ -82,6 +87,10 @@ func TestInvalid(t *testing.T) {
 		"resend no ids":  {Resend: &ResendRequest{Device: 1}},
 		"resend device0": {Resend: &ResendRequest{IDs: [][]byte{id(1)}}},
 		"sync no dest":   {Sync: &Sync{Text: Text{ID: id(1)}}},
+		"op kind":        {Op: &Op{Kind: 9, TargetSender: "a", TargetID: id(1), Conversation: "b"}},
+		"op empty edit":  {Op: &Op{Kind: OpEdit, TargetSender: "a", TargetID: id(1), Conversation: "b"}},
+		"op short id":    {Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(1)[:3], Conversation: "b"}},
+		"read no conv":   {Read: &Read{Time: 1}},
 	} {
 		if _, err := Marshal(c); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Marshal(%s) = %v, want ErrInvalid", name, err)
