@@ -30,6 +30,9 @@ type Message struct {
 	SentAt         time.Time // the sender's clock
 	ReceivedAt     time.Time // when this device stored it
 	Status         Status
+	Edited         bool              // the text was edited by its sender
+	Deleted        bool              // deleted for everyone: Body is empty
+	Reactions      map[string]string // username (account id if unknown) → emoji
 }
 
 // Conversation is the conversation with one contact.
@@ -87,7 +90,11 @@ func (c *Client) Messages(ctx context.Context, username string, after int64, lim
 	}
 	out := make([]Message, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, c.toMessage(m, ct.AccountID, ct.Username))
+		msg := c.toMessage(m, ct.AccountID, ct.Username)
+		if msg.Reactions, err = c.reactions(ctx, c.store.Reactions, m); err != nil {
+			return nil, err
+		}
+		out = append(out, msg)
 	}
 	return out, nil
 }
@@ -135,12 +142,16 @@ func (c *Client) storedMessage(ctx context.Context, m devicestore.Message) (Mess
 	if ct, err := c.store.Contact(ctx, peer); err == nil {
 		name = ct.Username
 	}
-	return c.toMessage(m, peer, name), nil
+	msg := c.toMessage(m, peer, name)
+	var err error
+	msg.Reactions, err = c.reactions(ctx, c.store.Reactions, m)
+	return msg, err
 }
 
 func (c *Client) toMessage(m devicestore.Message, peerAccount, peer string) Message {
 	return Message{ID: m.ID, ConversationID: m.ConversationID, Peer: peer, PeerAccount: peerAccount, Outgoing: m.Outgoing,
-		SenderDevice: m.SenderDevice, Body: string(m.Body), SentAt: m.SentAt, ReceivedAt: m.ReceivedAt, Status: m.Status}
+		SenderDevice: m.SenderDevice, Body: string(m.Body), SentAt: m.SentAt, ReceivedAt: m.ReceivedAt, Status: m.Status,
+		Edited: m.Edited, Deleted: m.Deleted}
 }
 
 // usernames maps account ids to usernames for every contact.

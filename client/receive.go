@@ -14,6 +14,7 @@ import (
 
 	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/client/internal/content"
+	"github.com/veil-e2ee/veil/client/internal/converge"
 	"github.com/veil-e2ee/veil/protocol"
 )
 
@@ -35,6 +36,9 @@ const (
 	// EventQueueEmpty: every message that was waiting on the server when
 	// the connection opened has been processed.
 	EventQueueEmpty
+	// EventMessageUpdated: a stored message was edited, deleted for
+	// everyone or reacted to (Message is its new state).
+	EventMessageUpdated
 )
 
 func (k EventKind) String() string {
@@ -47,6 +51,8 @@ func (k EventKind) String() string {
 		return "undecryptable"
 	case EventQueueEmpty:
 		return "queue_empty"
+	case EventMessageUpdated:
+		return "message_updated"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -424,14 +430,20 @@ func (c *Client) apply(ctx context.Context, tx *devicestore.Tx, from protocol.Ad
 			return nil, err
 		}
 		return c.store1(ctx, tx, from.Name, devicestore.Message{Sender: from.Name, SenderDevice: from.DeviceID,
-			MessageID: ct.Text.ID, Body: []byte(ct.Text.Body), SentAt: time.UnixMilli(ct.Text.SentAt), Status: devicestore.Incoming})
+			MessageID: ct.Text.ID, Body: []byte(ct.Text.Body), SentAt: time.UnixMilli(ct.Text.SentAt), Status: devicestore.Incoming,
+			Counter: ct.Text.Counter, Origin: origin(from.Name, from.DeviceID)})
 	case ct.Sync != nil && own && ct.Sync.Destination != c.self.AccountID:
 		if err := c.learnContact(ctx, tx, ct.Sync.Destination, ct.Sync.DestinationUsername); err != nil {
 			return nil, err
 		}
 		t := ct.Sync.Text
 		return c.store1(ctx, tx, ct.Sync.Destination, devicestore.Message{Sender: c.self.AccountID, SenderDevice: from.DeviceID,
-			Outgoing: true, MessageID: t.ID, Body: []byte(t.Body), SentAt: time.UnixMilli(t.SentAt), Status: devicestore.Sent})
+			Outgoing: true, MessageID: t.ID, Body: []byte(t.Body), SentAt: time.UnixMilli(t.SentAt), Status: devicestore.Sent,
+			Counter: t.Counter, Origin: origin(from.Name, from.DeviceID)})
+	case ct.Op != nil:
+		return c.applyReceivedOp(ctx, tx, from, ct.Op)
+	case ct.Read != nil && own:
+		return nil, c.applyReceivedRead(ctx, tx, from, ct.Read)
 	case ct.Resend != nil && ct.Resend.Device == c.self.DeviceID:
 		for _, id := range ct.Resend.IDs {
 			payload, err := tx.SentPayload(ctx, id, from.Name)
@@ -463,6 +475,9 @@ func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m 
 	}
 	m.ConversationID = conv
 	m.ReceivedAt = c.now()
+	if err := c.observe(ctx, tx, converge.Stamp{Time: m.SentAt.UnixMilli(), Counter: m.Counter, Origin: m.Origin}); err != nil {
+		return nil, err
+	}
 	id, err := tx.InsertMessage(ctx, m)
 	if errors.Is(err, devicestore.ErrDuplicate) {
 		return nil, nil
@@ -470,12 +485,22 @@ func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m 
 	if err != nil {
 		return nil, err
 	}
-	m.ID = id
+	// Edits, deletes and reactions that came before the message.
+	if err := c.mergePending(ctx, tx, m.Sender, m.MessageID); err != nil {
+		return nil, err
+	}
+	if m, err = tx.Message(ctx, id); err != nil {
+		return nil, err
+	}
 	name := ""
 	if ct, err := tx.Contact(ctx, peer); err == nil {
 		name = ct.Username
 	}
-	return []Event{{Kind: EventMessage, Message: c.toMessage(m, peer, name), Contact: name, ContactAccount: peer}}, nil
+	msg := c.toMessage(m, peer, name)
+	if msg.Reactions, err = c.reactions(ctx, tx.Reactions, m); err != nil {
+		return nil, err
+	}
+	return []Event{{Kind: EventMessage, Message: msg, Contact: name, ContactAccount: peer}}, nil
 }
 
 // named fills in contacts' usernames.

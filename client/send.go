@@ -52,16 +52,6 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	now := c.now()
-	text1 := content.Text{ID: id, Body: text, SentAt: now.UnixMilli(), SenderUsername: c.self.Username}
-	toPeer, err := content.Marshal(content.Content{Text: &text1})
-	if err != nil {
-		return Message{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
-	}
-	toSelf, err := content.Marshal(content.Content{Sync: &content.Sync{Destination: peer.AccountID, DestinationUsername: peer.Username, Text: text1}})
-	if err != nil {
-		return Message{}, err
-	}
 	tids := make([][]byte, 2)
 	for i := range tids {
 		if tids[i], err = c.newID(); err != nil {
@@ -70,12 +60,26 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 	}
 	var local int64
 	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
+		st, err := c.stamp(ctx, tx)
+		if err != nil {
+			return err
+		}
+		text1 := content.Text{ID: id, Body: text, SentAt: st.Time, Counter: st.Counter, SenderUsername: c.self.Username}
+		toPeer, err := content.Marshal(content.Content{Text: &text1})
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		}
+		toSelf, err := content.Marshal(content.Content{Sync: &content.Sync{Destination: peer.AccountID, DestinationUsername: peer.Username, Text: text1}})
+		if err != nil {
+			return err
+		}
 		conv, err := tx.Conversation(ctx, peer.AccountID)
 		if err != nil {
 			return err
 		}
 		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
-			Outgoing: true, MessageID: id, Body: []byte(text), SentAt: now, ReceivedAt: now, Status: devicestore.Queued})
+			Outgoing: true, MessageID: id, Body: []byte(text), SentAt: time.UnixMilli(st.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
+			Counter: st.Counter, Origin: st.Origin})
 		if err != nil {
 			return err
 		}

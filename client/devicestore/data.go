@@ -144,6 +144,13 @@ type Message struct {
 	SentAt         time.Time
 	ReceivedAt     time.Time // when this device stored it
 	Status         Status    // delivery state of an outgoing message
+	// Counter and Origin complete SentAt into the post's hybrid clock
+	// stamp (client/internal/converge), for InsertMessage; Edited and
+	// Deleted are the merged state of its edits and deletes (read only:
+	// SaveMessageState writes them).
+	Counter         uint32
+	Origin          string
+	Edited, Deleted bool
 }
 
 // Status is the delivery state of an outgoing message.
@@ -182,9 +189,10 @@ func (t *Tx) InsertMessage(ctx context.Context, m Message) (int64, error) {
 		recv = t.now()
 	}
 	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		m.ConversationID, m.Sender, m.SenderDevice, m.Outgoing, m.MessageID, m.Body, ms(m.SentAt), ms(recv), int(m.Status)).Scan(&id)
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status,
+		body_time, body_counter, body_origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		m.ConversationID, m.Sender, m.SenderDevice, m.Outgoing, m.MessageID, m.Body, ms(m.SentAt), ms(recv), int(m.Status),
+		ms(m.SentAt), m.Counter, m.Origin).Scan(&id)
 	if err != nil {
 		return 0, dbErr("inserting message", err)
 	}
@@ -200,14 +208,15 @@ func (r reader) HasMessage(ctx context.Context, sender string, messageID []byte)
 	return n > 0, dbErr("looking up message", err)
 }
 
-const messageCols = `id, conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status`
+const messageCols = `id, conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status, edited, deleted`
 
 func scanMessage(s interface{ Scan(...any) error }) (Message, error) {
 	var (
 		m    Message
 		a, b int64
 	)
-	err := s.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b, &m.Status)
+	err := s.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b, &m.Status,
+		&m.Edited, &m.Deleted)
 	m.SentAt, m.ReceivedAt = fromMS(a), fromMS(b)
 	return m, err
 }
