@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -306,14 +308,19 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 	}
 	if asJSON {
 		switch ev.Kind {
-		case client.EventMessage:
+		case client.EventMessage, client.EventMessageUpdated:
 			m := ev.Message
 			from := m.Peer
 			if m.Outgoing {
 				from = "" // ours, from another device
 			}
-			printJSON(w, map[string]any{"type": "message", "id": m.ID, "conversation": m.Peer, "from": from, "outgoing": m.Outgoing,
-				"body": m.Body, "sent_at": m.SentAt.UTC().Format(time.RFC3339Nano), "received_at": m.ReceivedAt.UTC().Format(time.RFC3339Nano)})
+			typ := "message"
+			if ev.Kind == client.EventMessageUpdated {
+				typ = "message_updated"
+			}
+			printJSON(w, map[string]any{"type": typ, "id": m.ID, "conversation": m.Peer, "from": from, "outgoing": m.Outgoing,
+				"body": m.Body, "edited": m.Edited, "deleted": m.Deleted, "reactions": m.Reactions,
+				"sent_at": m.SentAt.UTC().Format(time.RFC3339Nano), "received_at": m.ReceivedAt.UTC().Format(time.RFC3339Nano)})
 		case client.EventIdentityChanged:
 			printJSON(w, map[string]any{"type": "identity_changed", "contact": who, "safety_number": ev.SafetyNumber})
 		case client.EventUndecryptable:
@@ -322,24 +329,46 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 		return
 	}
 	switch ev.Kind {
-	case client.EventMessage:
-		m := ev.Message
-		at := m.SentAt.Local().Format("15:04")
-		name := m.Peer
-		if name == "" {
-			name = m.PeerAccount
-		}
-		if m.Outgoing {
-			fmt.Fprintf(w, "[%s] you → %s: %s\n", at, name, m.Body)
-		} else {
-			fmt.Fprintf(w, "[%s] %s: %s\n", at, name, m.Body)
-		}
+	case client.EventMessage, client.EventMessageUpdated:
+		fmt.Fprintln(w, formatMessage(ev.Message, ev.Kind == client.EventMessageUpdated))
 	case client.EventIdentityChanged:
 		fmt.Fprintf(w, "! %s's safety number has changed (they reinstalled, or someone is intercepting). New number: %s\n"+
 			"  Messages to %s are held until you compare it and run: veil accept %s\n", who, ev.SafetyNumber, who, who)
 	case client.EventUndecryptable:
 		fmt.Fprintf(w, "! a message from %s could not be decrypted; they were asked to send it again\n", who)
 	}
+}
+
+// formatMessage is one line for a person: time, local id (for edit,
+// delete and react), who, the text, and its state.
+func formatMessage(m client.Message, updated bool) string {
+	name := m.Peer
+	if name == "" {
+		name = m.PeerAccount
+	}
+	who := name
+	if m.Outgoing {
+		who = "you → " + name
+	}
+	body := m.Body
+	switch {
+	case m.Deleted:
+		body = "(deleted)"
+	case m.Edited:
+		body += " (edited)"
+	}
+	var rs []string
+	for _, k := range slices.Sorted(maps.Keys(m.Reactions)) {
+		rs = append(rs, m.Reactions[k]+" "+k)
+	}
+	if len(rs) > 0 {
+		body += "  [" + strings.Join(rs, ", ") + "]"
+	}
+	prefix := ""
+	if updated {
+		prefix = "~ "
+	}
+	return fmt.Sprintf("%s[%s] #%d %s: %s", prefix, m.SentAt.Local().Format("15:04"), m.ID, who, body)
 }
 
 // ---- contacts, messages ---------------------------------------------------
@@ -584,6 +613,97 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			cur = "  (this device)"
 		}
 		fmt.Fprintf(stdout, "%3d  created %s  last seen %s%s\n", d.ID, d.Created, d.LastSeen, cur)
+	}
+	return nil
+}
+
+// ---- edit, delete, react, read ---------------------------------------------
+
+// parseMessageID reads a local message id as shown by 'veil messages'
+// (#12 or 12).
+func parseMessageID(s string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(s, "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%q is not a message id: 'veil messages USERNAME' shows them as #N", s)
+	}
+	return id, nil
+}
+
+func runEdit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newClientFlagSet("edit", "[flags] ID NEW TEXT...", "Replaces the text of one of your messages for everyone (ID from 'veil messages').", stderr)
+	pos, err := parseArgs(fs, args, 2, -1)
+	if err != nil {
+		return err
+	}
+	return operate(ctx, f, stdout, stderr, pos[0], func(c *client.Client, id int64) (client.Message, error) {
+		return c.Edit(ctx, id, strings.Join(pos[1:], " "))
+	})
+}
+
+func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newClientFlagSet("delete", "[flags] ID", "Deletes one of your messages for everyone, on every device (ID from 'veil messages').", stderr)
+	pos, err := parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return operate(ctx, f, stdout, stderr, pos[0], func(c *client.Client, id int64) (client.Message, error) {
+		return c.Delete(ctx, id)
+	})
+}
+
+func runReact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newClientFlagSet("react", "[flags] ID EMOJI", "Reacts to a message (ID from 'veil messages'); EMOJI '-' removes your reaction.", stderr)
+	pos, err := parseArgs(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	emoji := pos[1]
+	if emoji == "-" {
+		emoji = ""
+	}
+	return operate(ctx, f, stdout, stderr, pos[0], func(c *client.Client, id int64) (client.Message, error) {
+		return c.React(ctx, id, emoji)
+	})
+}
+
+func operate(ctx context.Context, f *clientFlags, stdout, stderr io.Writer, idArg string, fn func(*client.Client, int64) (client.Message, error)) error {
+	id, err := parseMessageID(idArg)
+	if err != nil {
+		return err
+	}
+	c, err := f.open(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m, err := fn(c, id)
+	if err != nil {
+		return explain(err)
+	}
+	if f.json {
+		printEvent(stdout, client.Event{Kind: client.EventMessageUpdated, Message: m}, true)
+		return nil
+	}
+	fmt.Fprintln(stdout, formatMessage(m, false))
+	return nil
+}
+
+func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newClientFlagSet("read", "[flags] USERNAME", "Marks the conversation with USERNAME read, on all your devices.", stderr)
+	pos, err := parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := f.open(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.MarkRead(ctx, pos[0]); err != nil {
+		if errors.Is(err, client.ErrNoSuchUser) {
+			return fmt.Errorf("%s is not one of your contacts", pos[0])
+		}
+		return explain(err)
 	}
 	return nil
 }

@@ -1,6 +1,6 @@
 // Command veil is Veil's single binary: the server, the client commands
 // (register, send, recv, chat, contacts, messages, verify, accept,
-// devices), the demo and the benchmarks.
+// devices, edit, delete, react, read), the demo and the benchmarks.
 //
 // # Usage
 //
@@ -46,6 +46,10 @@ var commands = map[string]command{
 	"verify":   {"compare safety numbers and mark a contact verified", runVerify},
 	"accept":   {"accept a contact's new key after their safety number changed", runAccept},
 	"devices":  {"list this account's devices, or remove one", runDevices},
+	"edit":     {"edit one of your messages, for everyone", runEdit},
+	"delete":   {"delete one of your messages, for everyone", runDelete},
+	"react":    {"react to a message", runReact},
+	"read":     {"mark a conversation read on all your devices", runRead},
 }
 
 // errUsage means the arguments were wrong; the usage text has been printed.
