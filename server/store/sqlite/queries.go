@@ -360,27 +360,33 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
+// dupExpr is true when a send's message id was accepted before for the
+// recipient (arguments: dedup key, recipient, message id).
+const dupExpr = `EXISTS (SELECT 1 FROM idempotency WHERE key = ?) OR EXISTS (SELECT 1 FROM envelopes WHERE account_id = ? AND message_id = ?)`
+
 // queryDeviceSeqs lists an account's devices in device order with each
-// one's last assigned seq. Inside the writer's transaction the values are
+// one's last assigned seq and, in the same statement, checks whether the
+// message id is a duplicate (dup is false when there is no device row to
+// carry the answer). Inside the writer's transaction the values are
 // current: no other connection writes.
-func queryDeviceSeqs(ctx context.Context, tx *wtx, acc store.AccountID) ([]rules.DeviceReg, map[uint32]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT device_id, registration_id, last_seq FROM devices WHERE account_id = ? ORDER BY device_id`, acc[:])
+func queryDeviceSeqs(ctx context.Context, tx *wtx, acc store.AccountID, key []byte, msg [16]byte) (devs []rules.DeviceReg, last map[uint32]int64, dup bool, err error) {
+	rows, err := tx.QueryContext(ctx, `SELECT device_id, registration_id, last_seq, `+dupExpr+`
+		FROM devices WHERE account_id = ? ORDER BY device_id`, key, acc[:], msg[:], acc[:])
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer rows.Close()
-	var devs []rules.DeviceReg
-	last := make(map[uint32]int64, 2)
+	last = make(map[uint32]int64, 2)
 	for rows.Next() {
 		var d rules.DeviceReg
 		var seq int64
-		if err := rows.Scan(&d.DeviceID, &d.RegistrationID, &seq); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&d.DeviceID, &d.RegistrationID, &seq, &dup); err != nil {
+			return nil, nil, false, err
 		}
 		devs = append(devs, d)
 		last[d.DeviceID] = seq
 	}
-	return devs, last, rows.Err()
+	return devs, last, dup, rows.Err()
 }
 
 func queryDevices(ctx context.Context, tx *wtx, q string, args ...any) ([]rules.DeviceReg, error) {
@@ -412,19 +418,19 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 	var res store.SendResult
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res = store.SendResult{}
-		var dup bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE key = ?)
-			OR EXISTS (SELECT 1 FROM envelopes WHERE account_id = ? AND message_id = ?)`,
-			key, snd.Recipient[:], snd.MessageID[:]).Scan(&dup); err != nil {
+		devs, last, dup, err := queryDeviceSeqs(ctx, tx, snd.Recipient, key, snd.MessageID)
+		if err != nil {
 			return err
+		}
+		if len(devs) == 0 {
+			// No device row carried the duplicate check.
+			if err := tx.QueryRowContext(ctx, `SELECT `+dupExpr, key, snd.Recipient[:], snd.MessageID[:]).Scan(&dup); err != nil {
+				return err
+			}
 		}
 		if dup {
 			res.Duplicate = true
 			return nil
-		}
-		devs, last, err := queryDeviceSeqs(ctx, tx, snd.Recipient)
-		if err != nil {
-			return err
 		}
 		if len(devs) == 0 {
 			var one int
