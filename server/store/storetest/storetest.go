@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TakeToken", testTakeToken},
 		{"TakeTokenSweep", testTakeTokenSweep},
 		{"Model", testModel},
+		{"Provisioning", testProvisioning},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}

@@ -1,0 +1,90 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/veil-e2ee/veil/server/store"
+)
+
+func hash(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+// testProvisioning: link tokens are spent once and expire; a relay slot
+// holds one message, handed out once, until it expires; the sweeper
+// removes what expired.
+func testProvisioning(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	p, ok := s.(store.Provisioner)
+	if !ok {
+		t.Skip("this store wrapper does not implement store.Provisioner (the backends do)")
+	}
+	acc := mkAccount(t, s, 1, 1)
+	exp := Epoch.Add(10 * time.Minute)
+	if err := p.CreateLinkToken(ctx(t), hash("t1"), acc, exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateLinkToken(ctx(t), hash("t2"), acc, Epoch.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.UseLinkToken(ctx(t), hash("nope"), Epoch)
+	wantErr(t, "UseLinkToken(unknown)", err, store.ErrNotFound)
+	_, err = p.UseLinkToken(ctx(t), hash("t2"), Epoch.Add(2*time.Minute))
+	wantErr(t, "UseLinkToken(expired)", err, store.ErrNotFound)
+	// Concurrent spenders: exactly one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 8; i++ {
+		wg.Go(func() {
+			a, err := p.UseLinkToken(ctx(t), hash("t1"), Epoch)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+				if a != acc {
+					t.Errorf("token spent for %v, want %v", a, acc)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("a link token was spent %d times", wins)
+	}
+
+	msg := []byte("sealed provisioning message")
+	if err := p.PutProvisioning(ctx(t), hash("r1"), msg, exp); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "PutProvisioning twice", p.PutProvisioning(ctx(t), hash("r1"), []byte("other"), exp), store.ErrExists)
+	_, err = p.TakeProvisioning(ctx(t), hash("r2"), Epoch)
+	wantErr(t, "TakeProvisioning(empty)", err, store.ErrNotFound)
+	got, err := p.TakeProvisioning(ctx(t), hash("r1"), Epoch)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("TakeProvisioning = %q, %v", got, err)
+	}
+	_, err = p.TakeProvisioning(ctx(t), hash("r1"), Epoch)
+	wantErr(t, "TakeProvisioning twice", err, store.ErrNotFound)
+	if err := p.PutProvisioning(ctx(t), hash("r3"), msg, Epoch.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.TakeProvisioning(ctx(t), hash("r3"), Epoch.Add(time.Hour))
+	wantErr(t, "TakeProvisioning(expired)", err, store.ErrNotFound)
+
+	// The sweeper removes expired rows; unexpired ones stay.
+	if err := p.CreateLinkToken(ctx(t), hash("t3"), acc, exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SweepProvisioning(ctx(t), Epoch.Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PutProvisioning(ctx(t), hash("r3"), msg, exp); err != nil {
+		t.Fatalf("the expired slot was not swept: %v", err)
+	}
+	if a, err := p.UseLinkToken(ctx(t), hash("t3"), Epoch); err != nil || a != acc {
+		t.Fatalf("an unexpired token was swept: %v", err)
+	}
+}
