@@ -322,6 +322,7 @@ func (s *Server) sweeper() {
 
 // sweepOnce deletes expired envelopes and old idempotency records.
 func (s *Server) sweepOnce() {
+	s.sweepProvisioning()
 	now := s.now()
 	ctx, cancel := context.WithTimeout(s.baseCtx, time.Minute)
 	defer cancel()

@@ -1,0 +1,74 @@
+package faultstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/veil-e2ee/veil/server/store"
+)
+
+var _ store.Provisioner = (*Store)(nil)
+
+// prov is the wrapped store's Provisioner; the backends both implement it.
+func (f *Store) prov() (store.Provisioner, error) {
+	p, ok := f.s.(store.Provisioner)
+	if !ok {
+		return nil, store.ErrInvalid
+	}
+	return p, nil
+}
+
+func (f *Store) CreateLinkToken(ctx context.Context, tokenHash []byte, account store.AccountID, expires time.Time) error {
+	if err := f.fault("CreateLinkToken"); err != nil {
+		return err
+	}
+	p, err := f.prov()
+	if err != nil {
+		return err
+	}
+	return p.CreateLinkToken(ctx, tokenHash, account, expires)
+}
+
+func (f *Store) UseLinkToken(ctx context.Context, tokenHash []byte, now time.Time) (store.AccountID, error) {
+	if err := f.fault("UseLinkToken"); err != nil {
+		return store.AccountID{}, err
+	}
+	p, err := f.prov()
+	if err != nil {
+		return store.AccountID{}, err
+	}
+	return p.UseLinkToken(ctx, tokenHash, now)
+}
+
+func (f *Store) PutProvisioning(ctx context.Context, idHash, message []byte, expires time.Time) error {
+	if err := f.fault("PutProvisioning"); err != nil {
+		return err
+	}
+	p, err := f.prov()
+	if err != nil {
+		return err
+	}
+	return p.PutProvisioning(ctx, idHash, message, expires)
+}
+
+func (f *Store) TakeProvisioning(ctx context.Context, idHash []byte, now time.Time) ([]byte, error) {
+	if err := f.fault("TakeProvisioning"); err != nil {
+		return nil, err
+	}
+	p, err := f.prov()
+	if err != nil {
+		return nil, err
+	}
+	return p.TakeProvisioning(ctx, idHash, now)
+}
+
+func (f *Store) SweepProvisioning(ctx context.Context, now time.Time) error {
+	if err := f.fault("SweepProvisioning"); err != nil {
+		return err
+	}
+	p, err := f.prov()
+	if err != nil {
+		return err
+	}
+	return p.SweepProvisioning(ctx, now)
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"encoding/base64"
+	"testing"
+)
+
+// TestLinkingEndpoints: a device mints a link token and leaves a sealed
+// message in a relay slot; the new device takes it once and spends the
+// token once to join the account; mistakes get their codes.
+func TestLinkingEndpoints(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits.MaxDevices = 2 })
+	alice := e.register(uniqueName("alice"), 1, 1)
+	slot := base64.RawURLEncoding.EncodeToString(randBytes(16))
+
+	r := e.do("POST", "/v1/link-tokens", &alice, nil)
+	if r.status != 201 {
+		t.Fatalf("link token: %d %s", r.status, r.body)
+	}
+	tok := r.json(t)["token"].(string)
+
+	if r := e.do("GET", "/v1/provisioning/"+slot, nil, nil); r.status != 404 || r.code(t) != "provisioning_not_found" {
+		t.Fatalf("take before put: %d %s", r.status, r.body)
+	}
+	sealed := randBytes(300)
+	if r := e.do("PUT", "/v1/provisioning/"+slot, &alice, map[string]any{"message": sealed}); r.status != 204 {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	if r := e.do("PUT", "/v1/provisioning/"+slot, &alice, map[string]any{"message": sealed}); r.status != 409 || r.code(t) != "provisioning_exists" {
+		t.Fatalf("put twice: %d %s", r.status, r.body)
+	}
+	if r := e.do("PUT", "/v1/provisioning/"+slot, nil, map[string]any{"message": sealed}); r.status != 401 {
+		t.Fatalf("put without a credential: %d", r.status)
+	}
+	r = e.do("GET", "/v1/provisioning/"+slot, nil, nil)
+	if r.status != 200 || r.json(t)["message"] != base64.StdEncoding.EncodeToString(sealed) {
+		t.Fatalf("take: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/v1/provisioning/"+slot, nil, nil); r.status != 404 {
+		t.Fatalf("take twice: %d", r.status)
+	}
+	for _, bad := range []string{"short", slot + "AA", "!!!!!!!!!!!!!!!!!!!!!!"} {
+		if r := e.do("GET", "/v1/provisioning/"+bad, nil, nil); r.status != 400 || r.code(t) != "invalid_provisioning_id" {
+			t.Fatalf("bad slot %q: %d %s", bad, r.status, r.body)
+		}
+	}
+	if r := e.do("PUT", "/v1/provisioning/"+slot, &alice, map[string]any{"message": randBytes(17 << 10)}); r.status != 413 {
+		t.Fatalf("oversized message: %d %s", r.status, r.body)
+	}
+
+	body := keysBody(1, 1)
+	body["registration_id"] = 77
+	body["link_token"] = randBytes(32)
+	if r := e.do("POST", "/v1/linked-devices", nil, body); r.status != 403 || r.code(t) != "invalid_link_token" {
+		t.Fatalf("unknown token: %d %s", r.status, r.body)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(tok)
+	body["link_token"] = raw
+	r = e.do("POST", "/v1/linked-devices", nil, body)
+	if r.status != 201 {
+		t.Fatalf("link with token: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	if m["account_id"] != alice.account || m["device_id"].(float64) != 2 {
+		t.Fatalf("linked = %v", m)
+	}
+	d2 := dev{account: alice.account, id: 2, cred: m["credential"].(string)}
+	if r := e.do("GET", "/v1/devices", &d2, nil); r.status != 200 {
+		t.Fatalf("the new device's credential: %d", r.status)
+	}
+	if r := e.do("POST", "/v1/linked-devices", nil, body); r.status != 403 {
+		t.Fatalf("a token spent twice: %d %s", r.status, r.body)
+	}
+	// The device limit (2 here) is a clear conflict.
+	r = e.do("POST", "/v1/link-tokens", &alice, nil)
+	raw, _ = base64.StdEncoding.DecodeString(r.json(t)["token"].(string))
+	body = keysBody(1, 1)
+	body["registration_id"] = 78
+	body["link_token"] = raw
+	if r := e.do("POST", "/v1/linked-devices", nil, body); r.status != 409 || r.code(t) != "device_limit" {
+		t.Fatalf("over the device limit: %d %s", r.status, r.body)
+	}
+}
