@@ -60,3 +60,23 @@ func (e *IdentityChangedError) Error() string {
 }
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, devicestore.ErrNotFound) }
+
+// UnverifiedDeviceError says an account (a contact's, or this one) lists
+// devices whose prekeys are not signed by the account's identity key: no
+// device of the owner linked them, so the server (or someone who took it
+// over) may be trying to listen in. Nothing is sent to the account while
+// the server lists them; the messages stay queued.
+type UnverifiedDeviceError struct {
+	Username  string
+	AccountID string
+	Devices   []uint32
+}
+
+func (e *UnverifiedDeviceError) Error() string {
+	who := e.Username
+	if who == "" {
+		who = e.AccountID
+	}
+	return fmt.Sprintf("%s's account lists device(s) %v whose keys are not signed by %s's identity key: they were not linked by %s, "+
+		"and the server may be trying to add a listener. Nothing is sent to %s until they are gone", who, e.Devices, who, who, who)
+}

@@ -99,7 +99,8 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 		return Message{}, err
 	}
 	var ice *IdentityChangedError
-	if errors.As(ferr, &ice) || errors.Is(ferr, ErrNoSuchUser) {
+	var ude *UnverifiedDeviceError
+	if errors.As(ferr, &ice) || errors.As(ferr, &ude) || errors.Is(ferr, ErrNoSuchUser) {
 		return m, ferr
 	}
 	if ferr != nil {
@@ -246,6 +247,8 @@ func errorCode(err error) string {
 		return se.Code
 	case errors.As(err, &ice):
 		return "identity_changed"
+	case errors.As(err, new(*UnverifiedDeviceError)):
+		return "unverified_device"
 	case errors.Is(err, ErrUnreachable):
 		return "unreachable"
 	case errors.Is(err, ErrNoSuchUser):
@@ -416,9 +419,16 @@ func (c *Client) fetchSessions(ctx context.Context, account string, device uint3
 		}
 		bundles = append(bundles, b)
 	}
+	var unverified []uint32
 	err = c.update(ctx, func(_ *devicestore.Tx, cipher *protocol.Cipher) error {
 		for _, b := range bundles {
-			if err := cipher.ProcessPreKeyBundle(ctx, protocol.Address{Name: account, DeviceID: b.DeviceID}, b); err != nil {
+			err := cipher.ProcessPreKeyBundle(ctx, protocol.Address{Name: account, DeviceID: b.DeviceID}, b)
+			switch {
+			case errors.Is(err, protocol.ErrInvalidSignature), errors.Is(err, protocol.ErrInvalidKey):
+				// Keys not signed by the account's identity key: not a
+				// device its owner linked.
+				unverified = append(unverified, b.DeviceID)
+			case err != nil:
 				return err
 			}
 		}
@@ -427,6 +437,16 @@ func (c *Client) fetchSessions(ctx context.Context, account string, device uint3
 	var ute *protocol.UntrustedIdentityError
 	if errors.As(err, &ute) {
 		return c.identityChanged(ctx, account, ute.Key)
+	}
+	if err == nil && len(unverified) > 0 {
+		e := &UnverifiedDeviceError{AccountID: account, Devices: unverified}
+		if account == c.self.AccountID {
+			e.Username = c.self.Username
+		} else if ct, err := c.store.Contact(ctx, account); err == nil {
+			e.Username = ct.Username
+		}
+		c.log.Warn("an account lists a device whose keys its identity key did not sign; sending to it is held")
+		return e
 	}
 	return err
 }
