@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,21 @@ func TestCLI(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// setenv-from-file NAME FILE: wait (up to 30 s) for FILE, then
+			// NAME = its first line.
+			"setenv-from-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: setenv-from-file NAME FILE")
+				}
+				for i := 0; i < 300; i++ {
+					if b, err := os.ReadFile(ts.MkAbs(args[1])); err == nil && strings.Contains(string(b), "\n") {
+						ts.Setenv(args[0], strings.TrimSpace(string(b)))
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				ts.Fatalf("%s did not appear", args[1])
+			},
 			// setenv-from-stdout NAME REGEXP: NAME = the first group of
 			// REGEXP in the last command's standard output.
 			"setenv-from-stdout": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -166,7 +166,10 @@ func (f *clientFlags) open(ctx context.Context, stderr io.Writer) (*client.Clien
 func explain(err error) error {
 	var ice *client.IdentityChangedError
 	var se *client.ServerError
+	var ude *client.UnverifiedDeviceError
 	switch {
+	case errors.As(err, &ude):
+		return fmt.Errorf("%v.\n  Your message is kept. If this is your own account, remove the device with 'veil devices remove N'", err)
 	case errors.As(err, &ice):
 		who := ice.Username
 		if who == "" {
@@ -574,12 +577,14 @@ func runAccept(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // ---- devices --------------------------------------------------------------
 
 func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newClientFlagSet("devices", "[flags] [remove ID]", "Lists your account's devices, or removes one (veil devices remove 2).", stderr)
+	fs, f := newClientFlagSet("devices", "[flags] [remove ID | add CODE]",
+		"Lists your account's devices, removes one (veil devices remove 2), or approves a new\n"+
+			"device that shows a link code (veil devices add CODE; see 'veil link').", stderr)
 	pos, err := parseArgs(fs, args, 0, 2)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 && (pos[0] != "remove" || len(pos) != 2) {
+	if len(pos) > 0 && ((pos[0] != "remove" && pos[0] != "add") || len(pos) != 2) {
 		fs.Usage()
 		return errUsage
 	}
@@ -588,6 +593,9 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Close()
+	if len(pos) == 2 && pos[0] == "add" {
+		return addDevice(ctx, c, pos[1], stdout, f.json)
+	}
 	if len(pos) == 2 {
 		id, err := strconv.ParseUint(pos[1], 10, 32)
 		if err != nil || id == 0 {

@@ -1,6 +1,6 @@
 // Command veil is Veil's single binary: the server, the client commands
 // (register, send, recv, chat, contacts, messages, verify, accept,
-// devices, edit, delete, react, read), the demo and the benchmarks.
+// devices, link, edit, delete, react, read), the demo and the benchmarks.
 //
 // # Usage
 //
@@ -45,7 +45,8 @@ var commands = map[string]command{
 	"messages": {"show the conversation with someone", runMessages},
 	"verify":   {"compare safety numbers and mark a contact verified", runVerify},
 	"accept":   {"accept a contact's new key after their safety number changed", runAccept},
-	"devices":  {"list this account's devices, or remove one", runDevices},
+	"devices":  {"list this account's devices, remove one, or approve a new one", runDevices},
+	"link":     {"make this profile a new device of an existing account", runLink},
 	"edit":     {"edit one of your messages, for everyone", runEdit},
 	"delete":   {"delete one of your messages, for everyone", runDelete},
 	"react":    {"react to a message", runReact},
