@@ -201,8 +201,9 @@ func (s *Server) handleLinkWithToken(w http.ResponseWriter, r *http.Request, _ p
 	return nil
 }
 
-// sweepProvisioning deletes expired link tokens and relay messages.
+// sweepProvisioning deletes expired link tokens, relay messages and blobs.
 func (s *Server) sweepProvisioning() {
+	s.sweepBlobs()
 	pv, err := s.provisioner()
 	if err != nil {
 		return

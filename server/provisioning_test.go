@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/base64"
 	"testing"
 )
@@ -79,5 +80,46 @@ func TestLinkingEndpoints(t *testing.T) {
 	body["link_token"] = raw
 	if r := e.do("POST", "/v1/linked-devices", nil, body); r.status != 409 || r.code(t) != "device_limit" {
 		t.Fatalf("over the device limit: %d %s", r.status, r.body)
+	}
+}
+
+// TestBlobEndpoints: raw bytes in, the same bytes out once, only to the
+// same account.
+func TestBlobEndpoints(t *testing.T) {
+	e := newEnv(t)
+	alice := e.register(uniqueName("alice"), 1, 1)
+	bob := e.register(uniqueName("bob"), 1, 1)
+	id := base64.RawURLEncoding.EncodeToString(randBytes(16))
+	data := randBytes(3 << 20)
+	put := func(d *dev, ctype string, body []byte) resp {
+		return doReq(t, e.url, "PUT", "/v1/blobs/"+id, d, body, ctype)
+	}
+	if r := put(&alice, "application/json", data); r.status != 415 {
+		t.Fatalf("JSON content type: %d", r.status)
+	}
+	if r := put(&alice, "application/octet-stream", nil); r.status != 400 {
+		t.Fatalf("empty blob: %d %s", r.status, r.body)
+	}
+	if r := put(nil, "application/octet-stream", data); r.status != 401 {
+		t.Fatalf("no credential: %d", r.status)
+	}
+	if r := put(&alice, "application/octet-stream", data); r.status != 204 {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	if r := put(&alice, "application/octet-stream", data); r.status != 409 {
+		t.Fatalf("put twice: %d", r.status)
+	}
+	if r := e.do("GET", "/v1/blobs/"+id, &bob, nil); r.status != 404 {
+		t.Fatalf("another account's blob: %d", r.status)
+	}
+	r := e.do("GET", "/v1/blobs/"+id, &alice, nil)
+	if r.status != 200 || !bytes.Equal(r.body, data) || r.header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("get: %d, %d bytes", r.status, len(r.body))
+	}
+	if r := e.do("GET", "/v1/blobs/"+id, &alice, nil); r.status != 404 {
+		t.Fatalf("get twice: %d", r.status)
+	}
+	if r := e.do("GET", "/v1/blobs/nope", &alice, nil); r.status != 400 || r.code(t) != "invalid_blob_id" {
+		t.Fatalf("bad id: %d %s", r.status, r.body)
 	}
 }

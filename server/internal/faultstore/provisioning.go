@@ -72,3 +72,46 @@ func (f *Store) SweepProvisioning(ctx context.Context, now time.Time) error {
 	}
 	return p.SweepProvisioning(ctx, now)
 }
+
+var _ store.Blobs = (*Store)(nil)
+
+func (f *Store) blobs() (store.Blobs, error) {
+	b, ok := f.s.(store.Blobs)
+	if !ok {
+		return nil, store.ErrInvalid
+	}
+	return b, nil
+}
+
+func (f *Store) PutBlob(ctx context.Context, idHash []byte, account store.AccountID, data []byte, expires time.Time) error {
+	if err := f.fault("PutBlob"); err != nil {
+		return err
+	}
+	b, err := f.blobs()
+	if err != nil {
+		return err
+	}
+	return b.PutBlob(ctx, idHash, account, data, expires)
+}
+
+func (f *Store) TakeBlob(ctx context.Context, idHash []byte, account store.AccountID, now time.Time) ([]byte, error) {
+	if err := f.fault("TakeBlob"); err != nil {
+		return nil, err
+	}
+	b, err := f.blobs()
+	if err != nil {
+		return nil, err
+	}
+	return b.TakeBlob(ctx, idHash, account, now)
+}
+
+func (f *Store) SweepBlobs(ctx context.Context, now time.Time) error {
+	if err := f.fault("SweepBlobs"); err != nil {
+		return err
+	}
+	b, err := f.blobs()
+	if err != nil {
+		return err
+	}
+	return b.SweepBlobs(ctx, now)
+}

@@ -88,3 +88,39 @@ func testProvisioning(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("an unexpired token was swept: %v", err)
 	}
 }
+
+// testBlobs: a blob belongs to one account, is handed out once, and
+// expires.
+func testBlobs(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	b, ok := s.(store.Blobs)
+	if !ok {
+		t.Skip("this store wrapper does not implement store.Blobs (the backends do)")
+	}
+	alice, bob := mkAccount(t, s, 1, 1), mkAccount(t, s, 2, 1)
+	data := bytes.Repeat([]byte("archive "), 1<<17) // 1 MiB
+	exp := Epoch.Add(24 * time.Hour)
+	if err := b.PutBlob(ctx(t), hash("b1"), alice, data, exp); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "PutBlob twice", b.PutBlob(ctx(t), hash("b1"), alice, []byte("x"), exp), store.ErrExists)
+	_, err := b.TakeBlob(ctx(t), hash("b1"), bob, Epoch)
+	wantErr(t, "TakeBlob by another account", err, store.ErrNotFound)
+	got, err := b.TakeBlob(ctx(t), hash("b1"), alice, Epoch)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("TakeBlob: %d bytes, %v", len(got), err)
+	}
+	_, err = b.TakeBlob(ctx(t), hash("b1"), alice, Epoch)
+	wantErr(t, "TakeBlob twice", err, store.ErrNotFound)
+	if err := b.PutBlob(ctx(t), hash("b2"), alice, data[:10], Epoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.TakeBlob(ctx(t), hash("b2"), alice, Epoch.Add(2*time.Hour))
+	wantErr(t, "TakeBlob(expired)", err, store.ErrNotFound)
+	if err := b.SweepBlobs(ctx(t), Epoch.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutBlob(ctx(t), hash("b2"), alice, data[:10], exp); err != nil {
+		t.Fatalf("the expired blob was not swept: %v", err)
+	}
+}

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TakeTokenSweep", testTakeTokenSweep},
 		{"Model", testModel},
 		{"Provisioning", testProvisioning},
+		{"Blobs", testBlobs},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}

@@ -1,0 +1,8 @@
+-- Opaque blobs an account's devices hand each other (history transfer
+-- to a new device; see store.Blobs). Deleted on download or expiry.
+CREATE TABLE blobs (
+    id_hash    bytea  NOT NULL PRIMARY KEY CHECK (length(id_hash) = 32),
+    account_id uuid   NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    data       bytea  NOT NULL,
+    expires    bigint NOT NULL
+);
