@@ -101,6 +101,42 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 	return nil
 }
 
+// raw sends a raw-bytes request (blobs) and reads a raw answer into out
+// (if not nil).
+func (a *api) raw(ctx context.Context, method, path string, body []byte, out *[]byte) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url(path), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	req.SetBasicAuth(a.user, a.cred)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 65<<20))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
+	}
+	if resp.StatusCode >= 300 {
+		return serverError(resp, data)
+	}
+	if out != nil {
+		*out = data
+	}
+	return nil
+}
+
 func serverError(resp *http.Response, data []byte) *ServerError {
 	var e struct {
 		Error struct {

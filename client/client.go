@@ -71,6 +71,9 @@ type Config struct {
 	Rand io.Reader
 	// StoreOptions are passed to the device store (e.g. KDF costs).
 	StoreOptions []devicestore.Option
+	// Progress, when set, hears about long operations (history export,
+	// upload, download and import when linking a device).
+	Progress func(Progress)
 }
 
 // Unlock opens a device store.

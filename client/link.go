@@ -83,8 +83,20 @@ func Link(ctx context.Context, cfg Config, show func(code string)) (*Client, err
 	if err := c.linkWith(ctx, msg); err != nil {
 		return fail(err)
 	}
+	if len(msg.HistoryID) > 0 {
+		// The device is linked; history is a bonus: if it cannot be had,
+		// the device works without it.
+		if _, err := c.receiveHistory(ctx, msg.HistoryID, msg.HistoryKey); err != nil {
+			c.log.Warn("history transfer failed", "reason", errorCode(err))
+			return c, fmt.Errorf("%w: linked, but the history did not arrive: %v", ErrHistoryMissing, err)
+		}
+	}
 	return c, nil
 }
+
+// ErrHistoryMissing: Link succeeded (the returned Client works) but the
+// history archive could not be fetched or read.
+var ErrHistoryMissing = errors.New("client: history not transferred")
 
 func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 	priv, err := protocol.ParsePrivateKey(msg.IdentityPrivate)
@@ -133,8 +145,9 @@ func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 }
 
 // ApproveLink lets the device showing code join this account: it gets a
-// one-time link token from the server and seals it, with the account's
-// identity key, to the code's key. Give it only codes you made yourself
+// one-time link token from the server, uploads this device's history as
+// an encrypted archive, and seals the token, the account's identity key
+// and the archive's id and key to the code's key. Give it only codes you made yourself
 // on your own new device: whoever holds an approved code holds your
 // account's identity.
 func (c *Client) ApproveLink(ctx context.Context, code string) error {
@@ -148,8 +161,12 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	if err := c.api.do(ctx, "POST", "/v1/link-tokens", nil, &tok); err != nil {
 		return err
 	}
+	hid, hkey, err := c.sendHistory(ctx)
+	if err != nil {
+		return fmt.Errorf("sending the history: %w", err)
+	}
 	sealed, err := provision.Seal(c.rand, pc, provision.Message{AccountID: c.self.AccountID, Username: c.self.Username,
-		Server: c.self.Server, IdentityPrivate: c.id.Private.Bytes(), LinkToken: tok.Token})
+		Server: c.self.Server, IdentityPrivate: c.id.Private.Bytes(), LinkToken: tok.Token, HistoryID: hid, HistoryKey: hkey})
 	if err != nil {
 		return err
 	}

@@ -49,10 +49,35 @@ func TestLinkDevice(t *testing.T) {
 	an, bn := alice.Self().Username, bob.Self().Username
 	mustSend(t, bob, an, "before the link")
 	drain(t, alice)
+	first := mustSend(t, alice, bn, "helo")
+	if _, err := alice.Edit(ctx, first.ID, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, bob)
+	bsn, _ := bob.SafetyNumber(ctx, an)
+	if err := alice.Verify(ctx, bn, bsn.Digits); err != nil {
+		t.Fatal(err)
+	}
+	var stages []string
+	alice.cfg.Progress = func(p Progress) {
+		if len(stages) == 0 || stages[len(stages)-1] != p.Stage {
+			stages = append(stages, p.Stage)
+		}
+	}
 
 	alice2, err := linkNew(t, ts, alice)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The new device has the history, with edits and verification state.
+	if got := conversation(t, alice2, bn); !slices.Equal(got, []string{"< before the link", "> hello"}) {
+		t.Fatalf("the new device's history: %q", got)
+	}
+	if ct, err := alice2.Contact(ctx, bn); err != nil || !ct.Verified() {
+		t.Fatalf("the new device's contact: %+v, %v (want verified, as on the first device)", ct, err)
+	}
+	if !slices.Equal(stages, []string{"export", "upload"}) {
+		t.Fatalf("progress stages on the approving device: %q", stages)
 	}
 	if s := alice2.Self(); s.AccountID != alice.Self().AccountID || s.DeviceID != 2 || s.Username != an {
 		t.Fatalf("linked device = %+v", s)

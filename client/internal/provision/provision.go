@@ -110,6 +110,11 @@ type Message struct {
 	Server          string
 	IdentityPrivate []byte // the account's identity private key, 32 bytes
 	LinkToken       []byte // one-time token from the server for adding a device
+	// HistoryID and HistoryKey name the encrypted history archive the
+	// existing device left on the server (a blob) and the key that opens
+	// it; both empty when there is none.
+	HistoryID  []byte // 16 bytes
+	HistoryKey []byte // 32 bytes
 }
 
 func (m Message) marshal() ([]byte, error) {
@@ -117,7 +122,10 @@ func (m Message) marshal() ([]byte, error) {
 		return nil, err
 	}
 	var b []byte
-	for i, f := range [][]byte{[]byte(m.AccountID), []byte(m.Username), []byte(m.Server), m.IdentityPrivate, m.LinkToken} {
+	for i, f := range [][]byte{[]byte(m.AccountID), []byte(m.Username), []byte(m.Server), m.IdentityPrivate, m.LinkToken, m.HistoryID, m.HistoryKey} {
+		if i >= 5 && len(f) == 0 {
+			continue
+		}
 		b = protowire.AppendTag(b, protowire.Number(i+1), protowire.BytesType)
 		b = protowire.AppendBytes(b, f)
 	}
@@ -138,7 +146,7 @@ func unmarshal(b []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: message field", ErrInvalid)
 		}
 		b = b[n:]
-		if num < 1 || num > 5 || seen&(1<<num) != 0 {
+		if num < 1 || num > 7 || seen&(1<<num) != 0 {
 			return Message{}, fmt.Errorf("%w: message field %d", ErrInvalid, num)
 		}
 		seen |= 1 << num
@@ -153,6 +161,10 @@ func unmarshal(b []byte) (Message, error) {
 			m.IdentityPrivate = append([]byte(nil), v...)
 		case 5:
 			m.LinkToken = append([]byte(nil), v...)
+		case 6:
+			m.HistoryID = append([]byte(nil), v...)
+		case 7:
+			m.HistoryKey = append([]byte(nil), v...)
 		}
 	}
 	return m, m.validate()
@@ -166,6 +178,9 @@ func (m Message) validate() error {
 	}
 	if len(m.IdentityPrivate) != keySize || len(m.LinkToken) == 0 || len(m.LinkToken) > maxField {
 		return fmt.Errorf("%w: message key or token", ErrInvalid)
+	}
+	if (len(m.HistoryID) != 0 || len(m.HistoryKey) != 0) && (len(m.HistoryID) != idSize || len(m.HistoryKey) != keySize) {
+		return fmt.Errorf("%w: history reference", ErrInvalid)
 	}
 	return nil
 }

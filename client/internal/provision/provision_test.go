@@ -10,7 +10,8 @@ import (
 
 func sample() Message {
 	return Message{AccountID: "0f8e2a4c-1d2b-4c1d-8a5e-000000000001", Username: "alice", Server: "http://127.0.0.1:7450",
-		IdentityPrivate: bytes.Repeat([]byte{7}, 32), LinkToken: bytes.Repeat([]byte{9}, 32)}
+		IdentityPrivate: bytes.Repeat([]byte{7}, 32), LinkToken: bytes.Repeat([]byte{9}, 32),
+		HistoryID: bytes.Repeat([]byte{3}, 16), HistoryKey: bytes.Repeat([]byte{4}, 32)}
 }
 
 func TestSealOpen(t *testing.T) {
@@ -66,6 +67,16 @@ func TestParseCodeErrors(t *testing.T) {
 	}
 	if _, err := Seal(rand.Reader, code, Message{}); !errors.Is(err, ErrInvalid) {
 		t.Fatal("an empty message sealed")
+	}
+	half := sample()
+	half.HistoryKey = nil
+	if _, err := Seal(rand.Reader, code, half); !errors.Is(err, ErrInvalid) {
+		t.Fatal("a history id without its key sealed")
+	}
+	none := sample()
+	none.HistoryID, none.HistoryKey = nil, nil
+	if _, err := Seal(rand.Reader, code, none); err != nil {
+		t.Fatalf("a message without history: %v", err)
 	}
 }
 

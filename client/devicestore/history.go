@@ -1,0 +1,174 @@
+package devicestore
+
+import (
+	"context"
+	"time"
+
+	"github.com/veil-e2ee/veil/client/internal/converge"
+	"github.com/veil-e2ee/veil/protocol"
+)
+
+// History export and import: everything a newly linked device needs to
+// show the same conversations — contacts with their identity keys and
+// trust, messages with their merged state, reactions and read markers —
+// and nothing of the device's own secrets (no session records, no
+// prekeys).
+
+// HistoryMessage is one message with the conversation it belongs to and
+// its merged state.
+type HistoryMessage struct {
+	Message
+	Peer      string         // the conversation's peer account
+	BodyStamp converge.Stamp // the winning body's stamp
+}
+
+// EachHistoryMessage calls fn for every message, oldest first, in one
+// read snapshot.
+func (s *Store) EachHistoryMessage(ctx context.Context, fn func(HistoryMessage) error) error {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return dbErr("reading history", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT m.sender, m.sender_device, m.outgoing, m.message_id, m.body, m.sent_at, m.received_at, m.status,
+		m.edited, m.deleted, m.body_time, m.body_counter, m.body_origin, c.peer
+		FROM messages m JOIN conversations c ON c.id = m.conversation_id ORDER BY m.id`)
+	if err != nil {
+		return dbErr("reading history", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			h    HistoryMessage
+			a, b int64
+		)
+		if err := rows.Scan(&h.Sender, &h.SenderDevice, &h.Outgoing, &h.MessageID, &h.Body, &a, &b, &h.Status,
+			&h.Edited, &h.Deleted, &h.BodyStamp.Time, &h.BodyStamp.Counter, &h.BodyStamp.Origin, &h.Peer); err != nil {
+			return dbErr("reading history", err)
+		}
+		h.SentAt, h.ReceivedAt = fromMS(a), fromMS(b)
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
+	return dbErr("reading history", rows.Err())
+}
+
+// CountMessages counts the stored messages.
+func (r reader) CountMessages(ctx context.Context) (int, error) {
+	var n int
+	err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&n)
+	return n, dbErr("counting messages", err)
+}
+
+// ImportMessage stores a message from another device's history with its
+// merged state; one already stored (same sender and id) is skipped and
+// reported false.
+func (t *Tx) ImportMessage(ctx context.Context, h HistoryMessage) (bool, error) {
+	conv, err := t.Conversation(ctx, h.Peer)
+	if err != nil {
+		return false, err
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status,
+		edited, deleted, body_time, body_counter, body_origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		conv, h.Sender, h.SenderDevice, h.Outgoing, h.MessageID, h.Body, ms(h.SentAt), ms(h.ReceivedAt), int(h.Status),
+		h.Edited, h.Deleted, h.BodyStamp.Time, h.BodyStamp.Counter, h.BodyStamp.Origin)
+	if err != nil {
+		return false, dbErr("importing message", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return false, dbErr("importing message", err)
+	}
+	_, err = t.tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = max(last_activity_at, ?) WHERE id = ?`, ms(h.ReceivedAt), conv)
+	return true, dbErr("importing message", err)
+}
+
+// HistoryReaction is one reaction (or tombstone) on a message.
+type HistoryReaction struct {
+	Sender    string
+	MessageID []byte
+	Reactor   string
+	Reaction  converge.Reaction
+}
+
+// HistoryReactions returns every reaction row.
+func (r reader) HistoryReactions(ctx context.Context) ([]HistoryReaction, error) {
+	return queryAll(ctx, r.q, "reading reactions", func(s interface{ Scan(...any) error }) (HistoryReaction, error) {
+		var h HistoryReaction
+		err := s.Scan(&h.Sender, &h.MessageID, &h.Reactor, &h.Reaction.Emoji, &h.Reaction.Stamp.Time, &h.Reaction.Stamp.Counter, &h.Reaction.Stamp.Origin)
+		return h, err
+	}, `SELECT sender, message_id, reactor, emoji, time, counter, origin FROM reactions`)
+}
+
+// ImportReaction merges a reaction from another device's history (last
+// writer wins, as for a received one).
+func (t *Tx) ImportReaction(ctx context.Context, h HistoryReaction) error {
+	st := converge.State{Sender: h.Sender}
+	cur, err := t.reactionState(ctx, h.Sender, h.MessageID)
+	if err != nil {
+		return err
+	}
+	st.Reactions = cur
+	if !st.Apply(converge.Op{Kind: converge.React, Author: h.Reactor, Stamp: h.Reaction.Stamp, Emoji: h.Reaction.Emoji}) {
+		return nil
+	}
+	rc := st.Reactions[h.Reactor]
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO reactions (sender, message_id, reactor, emoji, time, counter, origin) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (sender, message_id, reactor) DO UPDATE SET emoji = excluded.emoji, time = excluded.time, counter = excluded.counter, origin = excluded.origin`,
+		h.Sender, h.MessageID, h.Reactor, rc.Emoji, rc.Stamp.Time, rc.Stamp.Counter, rc.Stamp.Origin)
+	return dbErr("importing reaction", err)
+}
+
+// HistoryReadMarkers returns every read marker by peer.
+func (r reader) HistoryReadMarkers(ctx context.Context) (map[string]converge.Stamp, error) {
+	type rm struct {
+		peer string
+		s    converge.Stamp
+	}
+	list, err := queryAll(ctx, r.q, "reading read markers", func(s interface{ Scan(...any) error }) (rm, error) {
+		var x rm
+		err := s.Scan(&x.peer, &x.s.Time, &x.s.Counter, &x.s.Origin)
+		return x, err
+	}, `SELECT peer, time, counter, origin FROM read_markers`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]converge.Stamp{}
+	for _, x := range list {
+		out[x.peer] = x.s
+	}
+	return out, nil
+}
+
+// HistoryIdentities returns every peer identity with its trust.
+func (r reader) HistoryIdentities(ctx context.Context) ([]IdentityRecord, error) {
+	names, err := queryAll(ctx, r.q, "reading identities", func(s interface{ Scan(...any) error }) (string, error) {
+		var n string
+		return n, s.Scan(&n)
+	}, `SELECT name FROM identities ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]IdentityRecord, 0, len(names))
+	for _, n := range names {
+		rec, err := r.IdentityRecord(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// ImportIdentity stores a peer identity with its trust from another
+// device of the account, unless this device already has one for that
+// account (what it learned itself wins).
+func (t *Tx) ImportIdentity(ctx context.Context, name string, key protocol.PublicKey, trust Trust, firstSeen time.Time) error {
+	if trust != Trusted && trust != Verified && trust != Changed {
+		trust = Trusted
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO identities (name, public_key, trust, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		name, key.Bytes(), int(trust), ms(firstSeen))
+	return dbErr("importing identity", err)
+}
