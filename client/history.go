@@ -461,6 +461,9 @@ func (c *Client) importHistory(ctx context.Context, a *historyArchive) (int, err
 				c.progress("import", i+1, total)
 			}
 		}
+		if err := tx.FinishImport(ctx); err != nil {
+			return err
+		}
 		for _, r := range a.reactions {
 			if err := tx.ImportReaction(ctx, r); err != nil {
 				return err

@@ -51,6 +51,9 @@ func TestHistoryArchiveRoundTrip(t *testing.T) {
 				return err
 			}
 		}
+		if err := tx.FinishImport(ctx); err != nil {
+			return err
+		}
 		_, err := tx.AdvanceReadMarker(ctx, "peer-1", converge.Stamp{Time: 9, Origin: "x"})
 		return err
 	})

@@ -65,9 +65,16 @@ func (r reader) CountMessages(ctx context.Context) (int, error) {
 // merged state; one already stored (same sender and id) is skipped and
 // reported false.
 func (t *Tx) ImportMessage(ctx context.Context, h HistoryMessage) (bool, error) {
-	conv, err := t.Conversation(ctx, h.Peer)
-	if err != nil {
-		return false, err
+	conv, ok := t.convIDs[h.Peer]
+	if !ok {
+		var err error
+		if conv, err = t.Conversation(ctx, h.Peer); err != nil {
+			return false, err
+		}
+		if t.convIDs == nil {
+			t.convIDs = map[string]int64{}
+		}
+		t.convIDs[h.Peer] = conv
 	}
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status,
 		edited, deleted, body_time, body_counter, body_origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -80,8 +87,23 @@ func (t *Tx) ImportMessage(ctx context.Context, h HistoryMessage) (bool, error) 
 	if err != nil || n == 0 {
 		return false, dbErr("importing message", err)
 	}
-	_, err = t.tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = max(last_activity_at, ?) WHERE id = ?`, ms(h.ReceivedAt), conv)
-	return true, dbErr("importing message", err)
+	if t.convLast == nil {
+		t.convLast = map[int64]int64{}
+	}
+	t.convLast[conv] = max(t.convLast[conv], ms(h.ReceivedAt))
+	return true, nil
+}
+
+// FinishImport brings the conversations' last activity up to the
+// messages ImportMessage stored; call it once at the end of an import.
+func (t *Tx) FinishImport(ctx context.Context) error {
+	for conv, last := range t.convLast {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE conversations SET last_activity_at = max(last_activity_at, ?) WHERE id = ?`, last, conv); err != nil {
+			return dbErr("importing", err)
+		}
+	}
+	clear(t.convLast)
+	return nil
 }
 
 // HistoryReaction is one reaction (or tombstone) on a message.

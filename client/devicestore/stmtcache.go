@@ -87,17 +87,36 @@ func (c *stmtCache) close() {
 	}
 }
 
-// cachedTx runs a transaction's statements through the cache.
+// cachedTx runs a transaction's statements through the cache. A
+// statement the cache does not have yet is prepared on the transaction
+// and kept for the rest of it (a long import runs the same few
+// statements a hundred thousand times).
 type cachedTx struct {
 	tx    *sql.Tx
 	cache *stmtCache
+	local map[string]*sql.Stmt // prepared on this transaction; closed with it
 }
 
 func (t cachedTx) stmt(ctx context.Context, query string) *sql.Stmt {
-	if st := t.cache.lookup(query); st != nil {
-		return t.tx.StmtContext(ctx, st) // reuses the statement prepared on this connection
+	if st := t.local[query]; st != nil {
+		return st
 	}
-	return nil
+	if st := t.cache.lookup(query); st != nil {
+		st = t.tx.StmtContext(ctx, st) // reuses the statement prepared on this connection
+		if t.local != nil {
+			t.local[query] = st
+		}
+		return st
+	}
+	if t.local == nil {
+		return nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run it unprepared; the error, if real, shows there
+	}
+	t.local[query] = st
+	return st
 }
 
 func (t cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -326,7 +326,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err != nil {
 		return dbErr("beginning transaction", err)
 	}
-	q := cachedTx{tx: sqlTx, cache: s.stmts}
+	q := cachedTx{tx: sqlTx, cache: s.stmts, local: map[string]*sql.Stmt{}}
 	tx := &Tx{reader: reader{q: q}, tx: q, now: s.now}
 	committed := false
 	defer func() {

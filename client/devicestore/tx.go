@@ -29,6 +29,9 @@ type Tx struct {
 	reader
 	tx  cachedTx
 	now func() time.Time
+
+	convIDs  map[string]int64 // conversation ids by peer, for imports
+	convLast map[int64]int64  // latest imported receive time by conversation
 }
 
 var _ protocol.AllStores = (*Tx)(nil)
