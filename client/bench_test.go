@@ -94,3 +94,27 @@ func BenchmarkHistoryTransfer(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkFanOut measures one Send to a recipient with 6 devices from a
+// sender with 6 (so 6 envelopes to the recipient and 5 sync transcripts
+// to the sender's other devices), through a real server on SQLite, with
+// sessions established: encrypt 11 times, two committed sends.
+func BenchmarkFanOut(b *testing.B) {
+	ts := startServer(b, "sqlite")
+	alice, _ := register(b, ts, "alice")
+	bob, _ := register(b, ts, "bob")
+	for i := 0; i < 5; i++ {
+		linkDevice(b, ts, alice)
+		linkDevice(b, ts, bob)
+	}
+	bn := bob.Self().Username
+	mustSend(b, alice, bn, "warm-up: sessions with every device")
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := alice.Send(ctx, bn, "a message of about a hundred bytes, to every device of the recipient and to our own."); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(11, "envelopes/op")
+}
