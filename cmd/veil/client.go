@@ -30,6 +30,7 @@ import (
 type clientFlags struct {
 	home, server, passFile, keyFile string
 	json                            bool
+	progress                        func(client.Progress) // long operations, if the command shows them
 }
 
 func defaultHome() string {
@@ -152,7 +153,7 @@ func (f *clientFlags) open(ctx context.Context, stderr io.Writer) (*client.Clien
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Open(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server})
+	c, err := client.Open(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, Progress: f.progress})
 	switch {
 	case errors.Is(err, client.ErrNotRegistered):
 		return nil, fmt.Errorf("no Veil profile in %s: run 'veil register USERNAME' first (or pass --home)", f.home)
@@ -587,6 +588,9 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(pos) > 0 && ((pos[0] != "remove" && pos[0] != "add") || len(pos) != 2) {
 		fs.Usage()
 		return errUsage
+	}
+	if len(pos) == 2 && pos[0] == "add" {
+		f.progress = progressBar(stderr) // the history export
 	}
 	c, err := f.open(ctx, stderr)
 	if err != nil {

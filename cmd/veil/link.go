@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -41,7 +42,7 @@ func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	kdf := devicestore.KDFParams{Time: uint32(*kdfTime), Memory: uint32(*kdfMem), Threads: devicestore.DefaultKDFParams.Threads}
-	c, err := client.Link(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server,
+	c, err := client.Link(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, Progress: progressBar(stderr),
 		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}, func(code string) {
 		if *codeFile != "" {
 			if err := os.WriteFile(*codeFile, []byte(code+"\n"), 0o600); err != nil {
@@ -60,6 +61,10 @@ func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintln(stdout, "waiting for the approval…")
 	})
+	if errors.Is(err, client.ErrHistoryMissing) && c != nil {
+		fmt.Fprintf(stderr, "veil: %v\n", err)
+		err = nil
+	}
 	switch {
 	case errors.Is(err, client.ErrAlreadyRegistered):
 		return fmt.Errorf("%s already holds a Veil profile; use another --home for the new device", f.home)
@@ -78,6 +83,32 @@ func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "Linked: this is device %d of %s.\n", s.DeviceID, s.Username)
 	return nil
+}
+
+// progressBar draws history-transfer progress on w (a terminal's
+// standard error), one line per stage, updated in place.
+func progressBar(w io.Writer) func(client.Progress) {
+	last := ""
+	return func(p client.Progress) {
+		if p.Stage != last && last != "" {
+			fmt.Fprintln(w)
+		}
+		last = p.Stage
+		unit := "messages"
+		if p.Stage == "upload" || p.Stage == "download" {
+			unit = "bytes"
+		}
+		if p.Total <= 0 {
+			fmt.Fprintf(w, "\rhistory %-8s …", p.Stage)
+			return
+		}
+		const width = 30
+		n := width * p.Done / p.Total
+		fmt.Fprintf(w, "\rhistory %-8s [%s%s] %d/%d %s", p.Stage, strings.Repeat("#", n), strings.Repeat(".", width-n), p.Done, p.Total, unit)
+		if p.Done >= p.Total && p.Stage == "import" {
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 // addDevice approves a link code shown by a new device.
