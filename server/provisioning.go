@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/wake"
 )
 
 // Linking a device (docs/API.md, "Linking"): an existing device mints a
@@ -201,9 +202,34 @@ func (s *Server) handleLinkWithToken(w http.ResponseWriter, r *http.Request, _ p
 	return nil
 }
 
-// sweepProvisioning deletes expired link tokens, relay messages and blobs.
+// expireDevices removes linked devices unseen for DeviceExpiry and
+// closes their connections on every node.
+func (s *Server) expireDevices() {
+	x, ok := s.cfg.Store.(store.DeviceExpirer)
+	if !ok || s.lim.DeviceExpiry < 0 {
+		return
+	}
+	gone, err := x.ExpireDevices(s.baseCtx, s.now().Add(-s.lim.DeviceExpiry))
+	if err != nil {
+		if s.baseCtx.Err() == nil {
+			s.log.Warn("server: device expiry failed", redactErr(err))
+		}
+		return
+	}
+	for _, d := range gone {
+		s.auth.forget(authKey{account: d.Account, device: d.DeviceID})
+		s.notify(wake.Signal{Key: s.keys.wakeKey(d.Account, d.DeviceID), Takeover: takeoverAll})
+	}
+	if len(gone) > 0 {
+		s.log.Info("server: removed devices unseen for the expiry period", "count", len(gone))
+	}
+}
+
+// sweepProvisioning deletes expired link tokens, relay messages and
+// blobs, and expires stale devices.
 func (s *Server) sweepProvisioning() {
 	s.sweepBlobs()
+	s.expireDevices()
 	pv, err := s.provisioner()
 	if err != nil {
 		return

@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"encoding/base64"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestLinkingEndpoints: a device mints a link token and leaves a sealed
@@ -121,5 +123,39 @@ func TestBlobEndpoints(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/blobs/nope", &alice, nil); r.status != 400 || r.code(t) != "invalid_blob_id" {
 		t.Fatalf("bad id: %d %s", r.status, r.body)
+	}
+}
+
+// TestDeviceExpiry: a linked device unseen for the expiry period is
+// removed by the sweeper and its credential stops working; the account's
+// first device, and devices seen recently, stay.
+func TestDeviceExpiry(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, func(c *Config) { c.Now = clock })
+	alice := e.register(uniqueName("alice"), 1, 1)
+	d2 := e.link(alice, 501)
+	d3 := e.link(alice, 502)
+	mu.Lock()
+	now = now.Add(20 * 24 * time.Hour)
+	mu.Unlock()
+	if r := e.do("GET", "/v1/devices", &d3, nil); r.status != 200 { // d3 is seen on day 20
+		t.Fatalf("d3: %d", r.status)
+	}
+	mu.Lock()
+	now = now.Add(15 * 24 * time.Hour) // day 35: d2 unseen for 35 days, d3 for 15
+	mu.Unlock()
+	e.srv.sweepOnce()
+	if r := e.do("GET", "/v1/devices", &d2, nil); r.status != 401 {
+		t.Fatalf("an expired device still authenticates: %d", r.status)
+	}
+	r := e.do("GET", "/v1/devices", &alice, nil)
+	if r.status != 200 {
+		t.Fatalf("the first device: %d", r.status)
+	}
+	ds := r.json(t)["devices"].([]any)
+	if len(ds) != 2 {
+		t.Fatalf("devices after expiry: %v (want 1 and 3)", ds)
 	}
 }

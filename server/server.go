@@ -46,6 +46,9 @@ type Limits struct {
 	DedupWindow time.Duration
 	// SweepInterval is how often expired envelopes are deleted.
 	SweepInterval time.Duration
+	// DeviceExpiry removes a linked device (not an account's first) that
+	// has not connected for this long; negative disables it.
+	DeviceExpiry time.Duration
 	// MaxInFlight is how many pushed, unacknowledged envelopes a
 	// WebSocket may have.
 	MaxInFlight int
@@ -75,6 +78,7 @@ var DefaultLimits = Limits{
 	QueueFullRetry: 60 * time.Second,
 	EnvelopeTTL:    30 * 24 * time.Hour,
 	DedupWindow:    31 * 24 * time.Hour,
+	DeviceExpiry:   30 * 24 * time.Hour,
 	SweepInterval:  10 * time.Minute,
 	MaxInFlight:    256,
 	PingInterval:   30 * time.Second,
@@ -109,6 +113,7 @@ func (l Limits) withDefaults() Limits {
 	setD(&l.EnvelopeTTL, d.EnvelopeTTL)
 	setD(&l.DedupWindow, d.DedupWindow)
 	setD(&l.SweepInterval, d.SweepInterval)
+	setD(&l.DeviceExpiry, d.DeviceExpiry)
 	set(&l.MaxInFlight, d.MaxInFlight)
 	setD(&l.PingInterval, d.PingInterval)
 	setD(&l.WriteTimeout, d.WriteTimeout)

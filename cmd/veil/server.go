@@ -81,6 +81,7 @@ func newServerFlags() (*flag.FlagSet, *serverFlags) {
 	fs.IntVar(&l.MaxInFlight, "max-inflight", l.MaxInFlight, "unacknowledged envelopes per WebSocket")
 	fs.DurationVar(&l.PingInterval, "ping-interval", l.PingInterval, "WebSocket keepalive period")
 	fs.IntVar(&l.MaxDevices, "max-devices", l.MaxDevices, "devices per account")
+	fs.DurationVar(&l.DeviceExpiry, "device-expiry", l.DeviceExpiry, "remove a linked device unseen for this long (negative: never)")
 	fs.Var(rateFlag{&l.PreKeyFetch}, "rate-prekeys", "prekey bundle fetches per requester and target account (BURST/INTERVAL or off)")
 	fs.Var(rateFlag{&l.Send}, "rate-send", "sends per device")
 	fs.Var(rateFlag{&l.Register}, "rate-register", "registrations per client address")

@@ -115,3 +115,16 @@ func (f *Store) SweepBlobs(ctx context.Context, now time.Time) error {
 	}
 	return b.SweepBlobs(ctx, now)
 }
+
+var _ store.DeviceExpirer = (*Store)(nil)
+
+func (f *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.DeviceRef, error) {
+	if err := f.fault("ExpireDevices"); err != nil {
+		return nil, err
+	}
+	x, ok := f.s.(store.DeviceExpirer)
+	if !ok {
+		return nil, store.ErrInvalid
+	}
+	return x.ExpireDevices(ctx, cutoff)
+}

@@ -124,3 +124,34 @@ func testBlobs(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("the expired blob was not swept: %v", err)
 	}
 }
+
+// testExpireDevices: linked devices unseen since before the cutoff go,
+// with their queues; an account's first device and recently seen ones
+// stay.
+func testExpireDevices(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	x, ok := s.(store.DeviceExpirer)
+	if !ok {
+		t.Skip("this store wrapper does not implement store.DeviceExpirer (the backends do)")
+	}
+	acc := mkAccount(t, s, 1, 1)
+	for i := 0; i < 2; i++ {
+		if _, err := s.AddDevice(ctx(t), acc, store.NewDevice{RegistrationID: uint32(10 + i), CredentialHash: []byte{byte(i)}, PreKeys: Upload(9, 1, 1), Now: Epoch}, 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.TouchDevice(ctx(t), acc, 2, Epoch.Add(40*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := x.ExpireDevices(ctx(t), Epoch.Add(30*24*time.Hour))
+	if err != nil || len(gone) != 1 || gone[0] != (store.DeviceRef{Account: acc, DeviceID: 3}) {
+		t.Fatalf("ExpireDevices = %+v, %v; want device 3 only", gone, err)
+	}
+	ds, _ := s.Devices(ctx(t), acc)
+	if len(ds) != 2 || ds[0].DeviceID != 1 || ds[1].DeviceID != 2 {
+		t.Fatalf("devices after expiry: %+v", ds)
+	}
+	if gone, _ := x.ExpireDevices(ctx(t), Epoch.Add(30*24*time.Hour)); len(gone) != 0 {
+		t.Fatalf("a second expiry removed %+v", gone)
+	}
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Model", testModel},
 		{"Provisioning", testProvisioning},
 		{"Blobs", testBlobs},
+		{"ExpireDevices", testExpireDevices},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
