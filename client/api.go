@@ -253,6 +253,7 @@ type deviceJSON struct {
 	RegistrationID uint32 `json:"registration_id"`
 	Created        string `json:"created"`   // YYYY-MM-DD (the server keeps days only)
 	LastSeen       string `json:"last_seen"` // YYYY-MM-DD
+	Name           []byte `json:"name"`      // encrypted by the account's devices
 }
 
 // queuedEnvelope is one envelope of the device's queue.

@@ -71,6 +71,9 @@ type Config struct {
 	Rand io.Reader
 	// StoreOptions are passed to the device store (e.g. KDF costs).
 	StoreOptions []devicestore.Option
+	// DeviceName, when set, names this device (encrypted; shown in the
+	// account's device lists) when Register or Link creates it.
+	DeviceName string
 	// Progress, when set, hears about long operations (history export,
 	// upload, download and import when linking a device).
 	Progress func(Progress)
@@ -161,6 +164,7 @@ func Register(ctx context.Context, cfg Config, username string) (*Client, error)
 		removeStore(cfg.Dir)
 		return nil, err
 	}
+	c.nameSelf(ctx)
 	return c, nil
 }
 
@@ -215,6 +219,17 @@ func (c *Client) register(ctx context.Context, username string) error {
 	}
 	c.setAccount(acct)
 	return nil
+}
+
+// nameSelf sets this device's name from the Config, best effort (a
+// device without a name works; it can be named later).
+func (c *Client) nameSelf(ctx context.Context) {
+	if c.cfg.DeviceName == "" {
+		return
+	}
+	if err := c.SetDeviceName(ctx, 0, c.cfg.DeviceName); err != nil {
+		c.log.Warn("could not name this device", "reason", errorCode(err))
+	}
 }
 
 func (c *Client) setAccount(a devicestore.Account) {

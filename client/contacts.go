@@ -363,6 +363,10 @@ type Device struct {
 	Created  string // YYYY-MM-DD
 	LastSeen string // YYYY-MM-DD
 	Current  bool   // this device
+	Name     string // decrypted name ("" if none)
+	// NameUnreadable: the device has a name that no device of this
+	// account wrote (it does not decrypt): treat the device as suspect.
+	NameUnreadable bool
 }
 
 // Devices lists this account's devices (from the server).
@@ -378,7 +382,12 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 	}
 	out := make([]Device, 0, len(resp.Devices))
 	for _, d := range resp.Devices {
-		out = append(out, Device{ID: d.DeviceID, Created: d.Created, LastSeen: d.LastSeen, Current: d.DeviceID == c.self.DeviceID})
+		dv := Device{ID: d.DeviceID, Created: d.Created, LastSeen: d.LastSeen, Current: d.DeviceID == c.self.DeviceID}
+		if len(d.Name) > 0 {
+			dv.Name, _ = c.openName(d.DeviceID, d.Name)
+			dv.NameUnreadable = dv.Name == ""
+		}
+		out = append(out, dv)
 	}
 	return out, nil
 }

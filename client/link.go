@@ -83,6 +83,7 @@ func Link(ctx context.Context, cfg Config, show func(code string)) (*Client, err
 	if err := c.linkWith(ctx, msg); err != nil {
 		return fail(err)
 	}
+	c.nameSelf(ctx)
 	if len(msg.HistoryID) > 0 {
 		// The device is linked; history is a bonus: if it cannot be had,
 		// the device works without it.

@@ -21,6 +21,7 @@ func linkNew(t *testing.T, ts *testServer, c *Client) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := testConfig(filepath.Join(t.TempDir(), "new"), ts.URL)
+	cfg.DeviceName = "new phone"
 	codes := make(chan string, 1)
 	approved := make(chan error, 1)
 	go func() {
@@ -103,6 +104,15 @@ func TestLinkDevice(t *testing.T) {
 		t.Fatalf("device 1 lacks the transcript: %q", got)
 	}
 
+	// Device names: encrypted, readable by the account's devices.
+	if err := alice.SetDeviceName(ctx, 0, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := alice2.Devices(ctx)
+	if err != nil || len(ds) != 2 || ds[0].Name != "laptop" || ds[1].Name != "new phone" || !ds[1].Current {
+		t.Fatalf("devices seen from the new one: %+v, %v", ds, err)
+	}
+
 	// A damaged code is refused before anything is sent.
 	if err := alice.ApproveLink(ctx, "veil-link:garbage"); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("approving garbage: %v", err)
@@ -158,6 +168,13 @@ func TestServerCannotAddDevice(t *testing.T) {
 	}
 	if m.Status != Queued {
 		t.Fatalf("the message is %v, want held in the outbox", m.Status)
+	}
+	// A name the server makes up for its device does not decrypt on bob's.
+	if err := ts.st.(store.DeviceNamer).SetDeviceName(ctx, acct, 2, []byte("0123456789abcdef0123456789abcdef-fake")); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := bob.Devices(ctx); len(ds) != 2 || !ds[1].NameUnreadable {
+		t.Fatalf("bob's device list does not flag the server's device: %+v", ds)
 	}
 	if got := bodies(drain(t, bob)); len(got) != 0 {
 		t.Fatalf("bob received %q while the listener was listed", got)

@@ -106,6 +106,7 @@ type deviceJSON struct {
 	RegistrationID uint32 `json:"registration_id"`
 	Created        string `json:"created"`
 	LastSeen       string `json:"last_seen"`
+	Name           b64    `json:"name,omitempty"` // encrypted by the devices; opaque here
 }
 
 func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
@@ -118,8 +119,15 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request, p pri
 	out := struct {
 		Devices []deviceJSON `json:"devices"`
 	}{Devices: make([]deviceJSON, 0, len(ds))}
+	var names map[uint32][]byte
+	if n, ok := s.cfg.Store.(store.DeviceNamer); ok {
+		if names, err = n.DeviceNames(r.Context(), p.account); err != nil {
+			return err
+		}
+	}
 	for _, d := range ds {
-		out.Devices = append(out.Devices, deviceJSON{DeviceID: d.DeviceID, RegistrationID: d.RegistrationID, Created: day(d.CreatedAt), LastSeen: day(d.LastSeen)})
+		out.Devices = append(out.Devices, deviceJSON{DeviceID: d.DeviceID, RegistrationID: d.RegistrationID, Created: day(d.CreatedAt), LastSeen: day(d.LastSeen),
+			Name: names[d.DeviceID]})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -238,3 +238,39 @@ func (s *Server) sweepProvisioning() {
 		s.log.Warn("server: provisioning sweep failed", redactErr(err))
 	}
 }
+
+// maxDeviceName bounds an encrypted device name.
+const maxDeviceName = 512
+
+type deviceNameJSON struct {
+	Name b64 `json:"name"`
+}
+
+func (s *Server) handleSetDeviceName(w http.ResponseWriter, r *http.Request, p principal) error {
+	n, ok := s.cfg.Store.(store.DeviceNamer)
+	if !ok {
+		return errLinkingUnsupported
+	}
+	dev, okID := parseDeviceID(r.PathValue("device"))
+	if !okID {
+		return badRequest("invalid_device_id", "The device id in the path must be a positive decimal number.")
+	}
+	body, ae := readBody(w, r, 4*maxDeviceName)
+	if ae != nil {
+		return ae
+	}
+	var req deviceNameJSON
+	if ae := decodeStrict(body, &req); ae != nil {
+		return ae
+	}
+	if len(req.Name) == 0 || len(req.Name) > maxDeviceName {
+		return badRequest("invalid_field", "Field \"name\" must hold 1 to %d bytes (an encrypted name).", maxDeviceName)
+	}
+	if err := n.SetDeviceName(r.Context(), p.account, dev, req.Name); errors.Is(err, store.ErrNotFound) {
+		return errDeviceNotFound
+	} else if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -61,6 +61,7 @@ func (s *Server) routeTable() []*route {
 		{"GET", "/v1/provisioning/{id}", "take_provisioning", false, []int{200, 400, 404, 429, 501, 405, 500, 503}, s.handleTakeProvisioning},
 		{"PUT", "/v1/blobs/{id}", "put_blob", true, codes([]int{204, 400, 409, 413, 415, 429, 501}, authCodes), s.handlePutBlob},
 		{"GET", "/v1/blobs/{id}", "take_blob", true, codes([]int{200, 400, 404, 501}, authCodes), s.handleTakeBlob},
+		{"PUT", "/v1/devices/{device}/name", "set_device_name", true, codes([]int{204, 400, 404, 501}, authCodes, bodyCodes), s.handleSetDeviceName},
 		{"DELETE", "/v1/devices/{device}", "remove_device", true, codes([]int{204, 400, 404}, authCodes), s.handleRemoveDevice},
 		{"PUT", "/v1/prekeys", "upload_prekeys", true, codes([]int{200}, authCodes, bodyCodes), s.handleUploadPreKeys},
 		{"GET", "/v1/prekeys", "prekey_counts", true, codes([]int{200}, authCodes), s.handlePreKeyCounts},

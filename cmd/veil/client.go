@@ -33,6 +33,18 @@ type clientFlags struct {
 	progress                        func(client.Progress) // long operations, if the command shows them
 }
 
+// defaultDeviceName is the host's name, for the device list.
+func defaultDeviceName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "veil cli"
+	}
+	if len(h) > client.MaxDeviceName {
+		h = h[:client.MaxDeviceName]
+	}
+	return h
+}
+
 func defaultHome() string {
 	if d, err := os.UserConfigDir(); err == nil {
 		return filepath.Join(d, "veil")
@@ -203,6 +215,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			"named USERNAME (3–32 lowercase letters, digits or _, starting with a letter).", stderr)
 	kdfTime := fs.Uint("kdf-time", uint(devicestore.DefaultKDFParams.Time), "Argon2id passes for the passphrase")
 	kdfMem := fs.Uint("kdf-memory", uint(devicestore.DefaultKDFParams.Memory), "Argon2id memory in `KiB` (lower it only for small devices)")
+	devName := fs.String("device-name", defaultDeviceName(), "this device's `name` in your device list (encrypted; the server cannot read it)")
 	pos, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -218,7 +231,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	kdf := devicestore.KDFParams{Time: uint32(*kdfTime), Memory: uint32(*kdfMem), Threads: devicestore.DefaultKDFParams.Threads}
-	c, err := client.Register(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server,
+	c, err := client.Register(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, DeviceName: *devName,
 		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}, pos[0])
 	switch {
 	case errors.Is(err, client.ErrAlreadyRegistered):
@@ -617,14 +630,21 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, d := range ds {
 		if f.json {
-			printJSON(stdout, map[string]any{"device_id": d.ID, "created": d.Created, "last_seen": d.LastSeen, "current": d.Current})
+			printJSON(stdout, map[string]any{"device_id": d.ID, "name": d.Name, "name_unreadable": d.NameUnreadable, "created": d.Created, "last_seen": d.LastSeen, "current": d.Current})
 			continue
+		}
+		name := d.Name
+		switch {
+		case d.NameUnreadable:
+			name = "!! NOT LINKED BY YOUR DEVICES (its name does not decrypt): remove it unless you know it"
+		case name == "":
+			name = "(no name)"
 		}
 		cur := ""
 		if d.Current {
 			cur = "  (this device)"
 		}
-		fmt.Fprintf(stdout, "%3d  created %s  last seen %s%s\n", d.ID, d.Created, d.LastSeen, cur)
+		fmt.Fprintf(stdout, "%3d  %-20s created %s  last seen %s%s\n", d.ID, name, d.Created, d.LastSeen, cur)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	kdfTime := fs.Uint("kdf-time", uint(devicestore.DefaultKDFParams.Time), "Argon2id passes for the passphrase")
 	kdfMem := fs.Uint("kdf-memory", uint(devicestore.DefaultKDFParams.Memory), "Argon2id memory in `KiB`")
 	noQR := fs.Bool("no-qr", false, "do not draw the QR code")
+	devName := fs.String("device-name", defaultDeviceName(), "this device's `name` in your device list (encrypted)")
 	codeFile := fs.String("code-file", "", "also write the code to this `file` (0600), for another program to pass on")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
@@ -42,7 +43,7 @@ func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	kdf := devicestore.KDFParams{Time: uint32(*kdfTime), Memory: uint32(*kdfMem), Threads: devicestore.DefaultKDFParams.Threads}
-	c, err := client.Link(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, Progress: progressBar(stderr),
+	c, err := client.Link(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, Progress: progressBar(stderr), DeviceName: *devName,
 		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}, func(code string) {
 		if *codeFile != "" {
 			if err := os.WriteFile(*codeFile, []byte(code+"\n"), 0o600); err != nil {

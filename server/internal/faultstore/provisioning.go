@@ -128,3 +128,27 @@ func (f *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.De
 	}
 	return x.ExpireDevices(ctx, cutoff)
 }
+
+var _ store.DeviceNamer = (*Store)(nil)
+
+func (f *Store) SetDeviceName(ctx context.Context, account store.AccountID, deviceID uint32, name []byte) error {
+	if err := f.fault("SetDeviceName"); err != nil {
+		return err
+	}
+	n, ok := f.s.(store.DeviceNamer)
+	if !ok {
+		return store.ErrInvalid
+	}
+	return n.SetDeviceName(ctx, account, deviceID, name)
+}
+
+func (f *Store) DeviceNames(ctx context.Context, account store.AccountID) (map[uint32][]byte, error) {
+	if err := f.fault("DeviceNames"); err != nil {
+		return nil, err
+	}
+	n, ok := f.s.(store.DeviceNamer)
+	if !ok {
+		return nil, store.ErrInvalid
+	}
+	return n.DeviceNames(ctx, account)
+}

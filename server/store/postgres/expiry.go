@@ -34,3 +34,41 @@ func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.De
 	}
 	return out, s.translate(ctx, rows.Err())
 }
+
+var _ store.DeviceNamer = (*Store)(nil)
+
+// SetDeviceName implements [store.DeviceNamer].
+func (s *Store) SetDeviceName(ctx context.Context, account store.AccountID, deviceID uint32, name []byte) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE devices SET name = $1 WHERE account_id = $2 AND device_id = $3`, name, uid(account), deviceID)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return s.translate(ctx, err)
+}
+
+// DeviceNames implements [store.DeviceNamer].
+func (s *Store) DeviceNames(ctx context.Context, account store.AccountID) (map[uint32][]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	rows, err := s.pool.Query(ctx, `SELECT device_id, name FROM devices WHERE account_id = $1 AND name IS NOT NULL`, uid(account))
+	if err != nil {
+		return nil, s.translate(ctx, err)
+	}
+	defer rows.Close()
+	out := map[uint32][]byte{}
+	for rows.Next() {
+		var (
+			id   int64
+			name []byte
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, s.translate(ctx, err)
+		}
+		out[uint32(id)] = name
+	}
+	return out, s.translate(ctx, rows.Err())
+}

@@ -35,3 +35,39 @@ func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.De
 	})
 	return out, s.translate(ctx, err)
 }
+
+var _ store.DeviceNamer = (*Store)(nil)
+
+// SetDeviceName implements [store.DeviceNamer].
+func (s *Store) SetDeviceName(ctx context.Context, account store.AccountID, deviceID uint32, name []byte) error {
+	err := s.write1(ctx, func(ctx context.Context, tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET name = ? WHERE account_id = ? AND device_id = ?`, name, account[:], deviceID)
+		return mustAffect(res, err)
+	})
+	return s.translate(ctx, err)
+}
+
+// DeviceNames implements [store.DeviceNamer].
+func (s *Store) DeviceNames(ctx context.Context, account store.AccountID) (map[uint32][]byte, error) {
+	r, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.query(ctx, `SELECT device_id, name FROM devices WHERE account_id = ? AND name IS NOT NULL`, account[:])
+	if err != nil {
+		return nil, s.translate(ctx, err)
+	}
+	defer rows.Close()
+	out := map[uint32][]byte{}
+	for rows.Next() {
+		var (
+			id   uint32
+			name []byte
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, s.translate(ctx, err)
+		}
+		out[id] = name
+	}
+	return out, s.translate(ctx, rows.Err())
+}

@@ -155,3 +155,27 @@ func testExpireDevices(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("a second expiry removed %+v", gone)
 	}
 }
+
+// testDeviceNames: a device's opaque name is stored and listed.
+func testDeviceNames(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	n, ok := s.(store.DeviceNamer)
+	if !ok {
+		t.Skip("this store wrapper does not implement store.DeviceNamer (the backends do)")
+	}
+	acc := mkAccount(t, s, 1, 1)
+	if names, err := n.DeviceNames(ctx(t), acc); err != nil || len(names) != 0 {
+		t.Fatalf("names before any: %v, %v", names, err)
+	}
+	if err := n.SetDeviceName(ctx(t), acc, 1, []byte("sealed name")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetDeviceName(ctx(t), acc, 1, []byte("sealed name 2")); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "SetDeviceName(no device)", n.SetDeviceName(ctx(t), acc, 9, []byte("x")), store.ErrNotFound)
+	names, err := n.DeviceNames(ctx(t), acc)
+	if err != nil || len(names) != 1 || string(names[1]) != "sealed name 2" {
+		t.Fatalf("DeviceNames = %v, %v", names, err)
+	}
+}

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Provisioning", testProvisioning},
 		{"Blobs", testBlobs},
 		{"ExpireDevices", testExpireDevices},
+		{"DeviceNames", testDeviceNames},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}

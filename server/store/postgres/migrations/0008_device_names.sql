@@ -1,0 +1,2 @@
+-- Device names, encrypted by the devices (store.DeviceNamer): opaque.
+ALTER TABLE devices ADD COLUMN name bytea;
