@@ -59,41 +59,16 @@ func (a *api) url(path string) string { return a.base.String() + path }
 // nil). Error answers become *ServerError; failures to reach the server
 // wrap ErrUnreachable.
 func (a *api) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.url(path), rd)
-	if err != nil {
+	data, err := a.exchange(ctx, method, path, b, "application/json", 8<<20)
+	if err != nil || out == nil {
 		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.user != "" {
-		req.SetBasicAuth(a.user, a.cred)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
-	}
-	if resp.StatusCode >= 300 {
-		return serverError(resp, data)
-	}
-	if out == nil {
-		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%w: the server's answer to %s %s is not what this client understands: %v", ErrProtocol, method, path, err)
@@ -104,37 +79,46 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 // raw sends a raw-bytes request (blobs) and reads a raw answer into out
 // (if not nil).
 func (a *api) raw(ctx context.Context, method, path string, body []byte, out *[]byte) error {
+	data, err := a.exchange(ctx, method, path, body, "application/octet-stream", 65<<20)
+	if err == nil && out != nil {
+		*out = data
+	}
+	return err
+}
+
+// exchange sends one request (body, if not nil, as ctype) and returns the
+// answer's body, read up to limit bytes.
+func (a *api) exchange(ctx context.Context, method, path string, body []byte, ctype string, limit int64) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.url(path), rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Type", ctype)
 	}
-	req.SetBasicAuth(a.user, a.cred)
+	if a.user != "" {
+		req.SetBasicAuth(a.user, a.cred)
+	}
 	resp, err := a.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, redactURL(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 65<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: reading the answer: %v", ErrUnreachable, err)
 	}
 	if resp.StatusCode >= 300 {
-		return serverError(resp, data)
+		return nil, serverError(resp, data)
 	}
-	if out != nil {
-		*out = data
-	}
-	return nil
+	return data, nil
 }
 
 func serverError(resp *http.Response, data []byte) *ServerError {

@@ -147,6 +147,21 @@ func Register(ctx context.Context, cfg Config, username string) (*Client, error)
 	if !ValidUsername(username) {
 		return nil, fmt.Errorf("%w: username %q: use 3–32 lowercase letters, digits or _, starting with a letter", ErrInvalidArgument, username)
 	}
+	c, err := newDevice(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.register(ctx, username); err != nil {
+		c.abandon()
+		return nil, err
+	}
+	c.nameSelf(ctx)
+	return c, nil
+}
+
+// newDevice creates the store of a device that has no account yet
+// (Register and Link).
+func newDevice(ctx context.Context, cfg Config) (*Client, error) {
 	a, err := newAPI(cfg.Server, cfg.HTTPClient)
 	if err != nil {
 		return nil, err
@@ -158,14 +173,14 @@ func Register(ctx context.Context, cfg Config, username string) (*Client, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, store: store, api: a, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
-	if err := c.register(ctx, username); err != nil {
-		store.Close()
-		removeStore(cfg.Dir)
-		return nil, err
-	}
-	c.nameSelf(ctx)
-	return c, nil
+	return &Client{cfg: cfg, store: store, api: a, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}, nil
+}
+
+// abandon closes and deletes the store of a device whose Register or
+// Link failed, so the profile can be used again.
+func (c *Client) abandon() {
+	c.store.Close()
+	removeStore(c.cfg.Dir)
 }
 
 // removeStore deletes the files of a store that Register created and

@@ -37,25 +37,17 @@ var linkPoll = time.Second
 // keys. cfg.Server must be set.
 func Link(ctx context.Context, cfg Config, show func(code string)) (*Client, error) {
 	cfg.defaults()
-	a, err := newAPI(cfg.Server, cfg.HTTPClient)
-	if err != nil {
-		return nil, err
-	}
 	code, priv, err := provision.NewCode(cfg.Rand)
 	if err != nil {
 		return nil, err
 	}
-	store, err := devicestore.Create(ctx, cfg.Dir, cfg.Unlock, cfg.storeOptions()...)
-	if errors.Is(err, devicestore.ErrExists) {
-		return nil, fmt.Errorf("%w (profile %s)", ErrAlreadyRegistered, cfg.Dir)
-	}
+	c, err := newDevice(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, store: store, api: a, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
+	a := c.api
 	fail := func(err error) (*Client, error) {
-		store.Close()
-		removeStore(cfg.Dir)
+		c.abandon()
 		return nil, err
 	}
 	show(code.String())

@@ -261,15 +261,7 @@ func (c *Client) applyReceivedOp(ctx context.Context, tx *devicestore.Tx, from p
 			return nil, err
 		}
 	}
-	name := ""
-	if ct, err := tx.Contact(ctx, peer); err == nil {
-		name = ct.Username
-	}
-	msg := c.toMessage(m, peer, name)
-	if msg.Reactions, err = c.reactions(ctx, tx.Reactions, m); err != nil {
-		return nil, err
-	}
-	return []Event{{Kind: EventMessageUpdated, Message: msg, Contact: name, ContactAccount: peer}}, nil
+	return c.messageEvent(ctx, tx, EventMessageUpdated, m, peer)
 }
 
 // applyReceivedRead advances a read marker synced from another of our
@@ -284,20 +276,17 @@ func (c *Client) applyReceivedRead(ctx context.Context, tx *devicestore.Tx, from
 }
 
 func (c *Client) conversationPeer(ctx context.Context, conv int64) (string, error) {
-	cs, err := c.store.Conversations(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, cv := range cs {
-		if cv.ID == conv {
-			return cv.Peer, nil
-		}
-	}
-	return "", fmt.Errorf("%w: conversation %d", devicestore.ErrNotFound, conv)
+	return conversationPeerIn(ctx, c.store.Conversations, conv)
 }
 
 func (c *Client) conversationPeerTx(ctx context.Context, tx *devicestore.Tx, conv int64) (string, error) {
-	cs, err := tx.Conversations(ctx)
+	return conversationPeerIn(ctx, tx.Conversations, conv)
+}
+
+// conversationPeerIn finds a conversation's peer among those list returns
+// (the store's last commit, or a transaction's view).
+func conversationPeerIn(ctx context.Context, list func(context.Context) ([]devicestore.Conversation, error), conv int64) (string, error) {
+	cs, err := list(ctx)
 	if err != nil {
 		return "", err
 	}

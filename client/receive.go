@@ -492,15 +492,22 @@ func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m 
 	if m, err = tx.Message(ctx, id); err != nil {
 		return nil, err
 	}
+	return c.messageEvent(ctx, tx, EventMessage, m, peer)
+}
+
+// messageEvent reports a stored message as seen in the conversation with
+// peer, with its contact's username and its reactions.
+func (c *Client) messageEvent(ctx context.Context, tx *devicestore.Tx, kind EventKind, m devicestore.Message, peer string) ([]Event, error) {
 	name := ""
 	if ct, err := tx.Contact(ctx, peer); err == nil {
 		name = ct.Username
 	}
 	msg := c.toMessage(m, peer, name)
+	var err error
 	if msg.Reactions, err = c.reactions(ctx, tx.Reactions, m); err != nil {
 		return nil, err
 	}
-	return []Event{{Kind: EventMessage, Message: msg, Contact: name, ContactAccount: peer}}, nil
+	return []Event{{Kind: kind, Message: msg, Contact: name, ContactAccount: peer}}, nil
 }
 
 // named fills in contacts' usernames.
