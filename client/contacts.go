@@ -292,6 +292,9 @@ func (c *Client) Verify(ctx context.Context, username, digits string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.syncTrust(ctx, ct.AccountID, key, devicestore.Verified); err != nil {
+		return err
+	}
 	return c.releaseHeld(ctx, ct.AccountID)
 }
 
@@ -305,7 +308,10 @@ func (c *Client) Unverify(ctx context.Context, username string) error {
 	if err != nil {
 		return err
 	}
-	return c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, ct.AccountID, key, false) })
+	if err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetVerified(ctx, ct.AccountID, key, false) }); err != nil {
+		return err
+	}
+	return c.syncTrust(ctx, ct.AccountID, key, devicestore.Trusted)
 }
 
 // AcceptIdentity accepts a contact's changed identity key (after the
@@ -331,6 +337,9 @@ func (c *Client) AcceptIdentity(ctx context.Context, username, safetyNumber stri
 	}
 	err = c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.AcceptIdentity(ctx, ct.AccountID, rec.Key) })
 	if err != nil {
+		return err
+	}
+	if err := c.syncTrust(ctx, ct.AccountID, rec.Key, devicestore.Trusted); err != nil {
 		return err
 	}
 	return c.releaseHeld(ctx, ct.AccountID)

@@ -186,3 +186,32 @@ func TestEditBeforeMessage(t *testing.T) {
 		t.Fatalf("the message after its edit and reaction: %+v", evs)
 	}
 }
+
+// TestVerificationSync: verifying a contact on one device marks them
+// verified on the account's other devices; removing the mark does too.
+func TestVerificationSync(t *testing.T) {
+	ts := startServer(t, "sqlite")
+	ctx := context.Background()
+	alice, _ := register(t, ts, "alice")
+	bob, _ := register(t, ts, "bob")
+	alice2, _ := linkDevice(t, ts, alice)
+	an, bn := alice.Self().Username, bob.Self().Username
+	mustSend(t, bob, an, "hi")
+	drain(t, alice)
+	drain(t, alice2)
+	sn, _ := bob.SafetyNumber(ctx, an)
+	if err := alice.Verify(ctx, bn, sn.Digits); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, alice2)
+	if ct, err := alice2.Contact(ctx, bn); err != nil || !ct.Verified() {
+		t.Fatalf("the other device after verifying: %+v, %v", ct, err)
+	}
+	if err := alice2.Unverify(ctx, bn); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, alice)
+	if ct, _ := alice.Contact(ctx, bn); ct.Verified() {
+		t.Fatalf("the first device after un-verifying on the second: %+v", ct)
+	}
+}

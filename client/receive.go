@@ -444,6 +444,8 @@ func (c *Client) apply(ctx context.Context, tx *devicestore.Tx, from protocol.Ad
 		return c.applyReceivedOp(ctx, tx, from, ct.Op)
 	case ct.Read != nil && own:
 		return nil, c.applyReceivedRead(ctx, tx, from, ct.Read)
+	case ct.Trust != nil && own:
+		return nil, c.applyReceivedTrust(ctx, tx, from, ct.Trust)
 	case ct.Resend != nil && ct.Resend.Device == c.self.DeviceID:
 		for _, id := range ct.Resend.IDs {
 			payload, err := tx.SentPayload(ctx, id, from.Name)

@@ -9,11 +9,13 @@
 //	  ResendRequest resend = 3; // "I could not decrypt these; send them again"
 //	  Op            op     = 4; // an edit, delete or reaction on a message
 //	  Read          read   = 5; // read marker, for our other devices
+//	  Trust         trust  = 6; // a contact's key verified, unverified or accepted, for our other devices
 //	}
 //	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5; }
 //	message Op            { uint32 kind = 1; string target_sender = 2; bytes target_id = 3; string body = 4; string emoji = 5;
 //	                        int64 time = 6; uint32 counter = 7; string conversation = 8; }
 //	message Read          { string conversation = 1; int64 time = 2; uint32 counter = 3; }
+//	message Trust         { string account = 1; bytes key = 2; uint32 trust = 3; int64 time = 4; uint32 counter = 5; }
 //	message Sync          { string destination = 1; string destination_username = 2; Text text = 3; }
 //	message ResendRequest { uint32 device = 1; repeated bytes ids = 2; }
 //
@@ -64,6 +66,18 @@ type Content struct {
 	Resend *ResendRequest
 	Op     *Op
 	Read   *Read
+	Trust  *Trust
+}
+
+// Trust is what the user decided about a contact's identity key on one
+// device: 1 trusted (accepted), 2 verified. It applies only if the
+// receiving device holds the same key.
+type Trust struct {
+	Account string
+	Key     []byte
+	Trust   uint32
+	Time    int64
+	Counter uint32
 }
 
 // Op kinds (the values of converge.Kind).
@@ -164,6 +178,21 @@ func Marshal(c Content) ([]byte, error) {
 		r = protowire.AppendVarint(r, uint64(c.Read.Counter))
 		b = protowire.AppendTag(b, 5, protowire.BytesType)
 		b = protowire.AppendBytes(b, r)
+	case c.Trust != nil:
+		t := c.Trust
+		var r []byte
+		r = appendString(r, 1, t.Account)
+		r = protowire.AppendTag(r, 2, protowire.BytesType)
+		r = protowire.AppendBytes(r, t.Key)
+		for _, f := range []struct {
+			n protowire.Number
+			v uint64
+		}{{3, uint64(t.Trust)}, {4, uint64(t.Time)}, {5, uint64(t.Counter)}} {
+			r = protowire.AppendTag(r, f.n, protowire.VarintType)
+			r = protowire.AppendVarint(r, f.v)
+		}
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
 	case c.Resend != nil:
 		var r []byte
 		r = protowire.AppendTag(r, 1, protowire.VarintType)
@@ -227,13 +256,13 @@ func Unmarshal(b []byte) (Content, error) {
 	}
 	var c Content
 	err = fields(body, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num < 1 || num > 5 {
+		if num < 1 || num > 6 {
 			return nil // unknown: skipped
 		}
 		if err := wantType(num, typ, protowire.BytesType); err != nil {
 			return err
 		}
-		if c.Text != nil || c.Sync != nil || c.Resend != nil || c.Op != nil || c.Read != nil {
+		if c.Text != nil || c.Sync != nil || c.Resend != nil || c.Op != nil || c.Read != nil || c.Trust != nil {
 			return invalid("more than one kind of content")
 		}
 		switch num {
@@ -257,13 +286,17 @@ func Unmarshal(b []byte) (Content, error) {
 			r, err := parseRead(v)
 			c.Read = &r
 			return err
+		case 6:
+			t, err := parseTrust(v)
+			c.Trust = &t
+			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return Content{}, err
 	}
-	if c.Text == nil && c.Sync == nil && c.Resend == nil && c.Op == nil && c.Read == nil {
+	if c.Text == nil && c.Sync == nil && c.Resend == nil && c.Op == nil && c.Read == nil && c.Trust == nil {
 		return Content{}, invalid("no content")
 	}
 	return c, c.validate()
@@ -386,6 +419,32 @@ func parseOp(b []byte) (Op, error) {
 	return o, err
 }
 
+func parseTrust(b []byte) (Trust, error) {
+	var t Trust
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		want := protowire.VarintType
+		switch num {
+		case 1:
+			t.Account, want = string(v), protowire.BytesType
+		case 2:
+			t.Key, want = append([]byte(nil), v...), protowire.BytesType
+		case 3:
+			t.Trust = uint32(min(x, 255))
+		case 4:
+			t.Time = int64(x)
+		case 5:
+			if x > 1<<32-1 {
+				return invalid("counter out of range")
+			}
+			t.Counter = uint32(x)
+		default:
+			return nil
+		}
+		return wantType(num, typ, want)
+	})
+	return t, err
+}
+
 func parseRead(b []byte) (Read, error) {
 	var r Read
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -453,7 +512,7 @@ func parseResend(b []byte) (ResendRequest, error) {
 
 func (c Content) validate() error {
 	n := 0
-	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil} {
+	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil, c.Trust != nil} {
 		if set {
 			n++
 		}
@@ -484,6 +543,12 @@ func (c Content) validate() error {
 	case c.Read != nil:
 		if !validAccount(c.Read.Conversation) || c.Read.Time < 0 {
 			return invalid("read marker")
+		}
+		return nil
+	case c.Trust != nil:
+		t := c.Trust
+		if !validAccount(t.Account) || len(t.Key) == 0 || len(t.Key) > 64 || (t.Trust != 1 && t.Trust != 2) || t.Time < 0 {
+			return invalid("trust")
 		}
 		return nil
 	case c.Sync != nil:

@@ -25,6 +25,7 @@ func samples() []Content {
 		{Op: &Op{Kind: OpReact, TargetSender: "a", TargetID: id(8), Emoji: "👍", Time: 6, Conversation: "b"}},
 		{Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(8), Time: 7, Conversation: "b"}},
 		{Read: &Read{Conversation: "b", Time: 8, Counter: 2}},
+		{Trust: &Trust{Account: "b", Key: id(9), Trust: 2, Time: 10, Counter: 1}},
 	}
 }
 
@@ -91,6 +92,7 @@ func TestInvalid(t *testing.T) {
 		"op empty edit":  {Op: &Op{Kind: OpEdit, TargetSender: "a", TargetID: id(1), Conversation: "b"}},
 		"op short id":    {Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(1)[:3], Conversation: "b"}},
 		"read no conv":   {Read: &Read{Time: 1}},
+		"trust value":    {Trust: &Trust{Account: "b", Key: id(1), Trust: 3}},
 	} {
 		if _, err := Marshal(c); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Marshal(%s) = %v, want ErrInvalid", name, err)
