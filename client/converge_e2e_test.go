@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/client/internal/content"
@@ -213,5 +215,90 @@ func TestVerificationSync(t *testing.T) {
 	drain(t, alice)
 	if ct, _ := alice.Contact(ctx, bn); ct.Verified() {
 		t.Fatalf("the first device after un-verifying on the second: %+v", ct)
+	}
+}
+
+// TestConvergenceThroughServer: 3 people with 3 devices each send, edit,
+// delete and react at random from random devices, receiving at random
+// moments (so operations meet their messages in every order the queues
+// allow); when everything is delivered, every device of both people in
+// each conversation shows the same state.
+func TestConvergenceThroughServer(t *testing.T) {
+	ts := startServer(t, "sqlite")
+	ctx := context.Background()
+	seed := time.Now().UnixNano()
+	rng := mrand.New(mrand.NewPCG(uint64(seed), 7))
+	t.Logf("seed %d", seed)
+	type person struct {
+		name    string
+		devices []*Client
+	}
+	var people []*person
+	for _, n := range []string{"ann", "ben", "cy"} {
+		first, _ := register(t, ts, n)
+		p := &person{name: first.Self().Username, devices: []*Client{first}}
+		for i := 0; i < 2; i++ {
+			d, _ := linkDevice(t, ts, first)
+			p.devices = append(p.devices, d)
+		}
+		people = append(people, p)
+	}
+	var all []*Client
+	for _, p := range people {
+		all = append(all, p.devices...)
+	}
+	for step := 0; step < 60; step++ {
+		pi := rng.IntN(3)
+		p := people[pi]
+		dev := p.devices[rng.IntN(3)]
+		peer := people[(pi+1+rng.IntN(2))%3]
+		switch k := rng.IntN(10); {
+		case k < 4:
+			mustSend(t, dev, peer.name, fmt.Sprintf("step %d", step))
+		case k < 8:
+			ms, err := dev.Messages(ctx, peer.name, 0, 1000)
+			if err != nil || len(ms) == 0 {
+				continue
+			}
+			m := ms[rng.IntN(len(ms))]
+			if m.Deleted {
+				continue
+			}
+			switch {
+			case k == 4 && m.Outgoing:
+				_, err = dev.Edit(ctx, m.ID, fmt.Sprintf("edited at %d", step))
+			case k == 5 && m.Outgoing:
+				_, err = dev.Delete(ctx, m.ID)
+			default:
+				_, err = dev.React(ctx, m.ID, []string{"👍", "❤️", ""}[rng.IntN(3)])
+			}
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		default:
+			drain(t, all[rng.IntN(len(all))])
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for _, c := range all {
+			drain(t, c)
+		}
+	}
+	for i, p := range people {
+		for _, q := range people[i+1:] {
+			var want []string
+			for j, d := range append(slices.Clone(p.devices), q.devices...) {
+				other := q.name
+				if j >= 3 {
+					other = p.name
+				}
+				got := view(t, d, other) // "author: …" lines, the same from either side
+				if want == nil {
+					want = got
+				} else if !slices.Equal(got, want) {
+					t.Fatalf("seed %d: %s/%d and %s disagree on their conversation:\n%s\nvs\n%s", seed, d.Self().Username, d.Self().DeviceID, p.name, got, want)
+				}
+			}
+		}
 	}
 }
