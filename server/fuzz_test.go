@@ -145,3 +145,24 @@ func FuzzB64(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseLinking(f *testing.F) {
+	f.Add([]byte(`{"link_token":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","registration_id":7,"signed_prekey":{"key_id":1,"public_key":"AA==","signature":"AA=="},"last_resort_kem_prekey":{"key_id":2,"public_key":"AA==","signature":"AA=="}}`))
+	f.Add([]byte(`{"message":"AAEC"}`))
+	f.Add([]byte(`{"name":"AAEC"}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if req, _, e := parseLinkWithToken(in); e == nil {
+			roundTrip(t, req, func(b []byte) (linkWithTokenRequest, *apiError) { r, _, e := parseLinkWithToken(b); return r, e })
+		}
+		// Empty fields are refused by the handlers (nil and empty decode
+		// alike there), so only non-empty values must round-trip.
+		var p provisioningJSON
+		if decodeStrict(in, &p) == nil && len(p.Message) > 0 {
+			roundTrip(t, p, func(b []byte) (provisioningJSON, *apiError) { var r provisioningJSON; return r, decodeStrict(b, &r) })
+		}
+		var n deviceNameJSON
+		if decodeStrict(in, &n) == nil && len(n.Name) > 0 {
+			roundTrip(t, n, func(b []byte) (deviceNameJSON, *apiError) { var r deviceNameJSON; return r, decodeStrict(b, &r) })
+		}
+	})
+}

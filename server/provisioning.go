@@ -142,6 +142,22 @@ type linkWithTokenRequest struct {
 	keysJSON
 }
 
+// parseLinkWithToken decodes and validates a new device's body.
+func parseLinkWithToken(body []byte) (linkWithTokenRequest, store.PreKeyUpload, *apiError) {
+	var req linkWithTokenRequest
+	if ae := decodeStrict(body, &req); ae != nil {
+		return req, store.PreKeyUpload{}, ae
+	}
+	if len(req.LinkToken) != linkTokenSize {
+		return req, store.PreKeyUpload{}, badRequest("invalid_field", "Field \"link_token\" must hold %d bytes.", linkTokenSize)
+	}
+	if ae := checkRegistrationID(req.RegistrationID); ae != nil {
+		return req, store.PreKeyUpload{}, ae
+	}
+	up, ae := req.keysJSON.toStore(true)
+	return req, up, ae
+}
+
 type linkedResponse struct {
 	AccountID  string `json:"account_id"`
 	DeviceID   uint32 `json:"device_id"`
@@ -157,17 +173,7 @@ func (s *Server) handleLinkWithToken(w http.ResponseWriter, r *http.Request, _ p
 	if ae != nil {
 		return ae
 	}
-	var req linkWithTokenRequest
-	if ae := decodeStrict(body, &req); ae != nil {
-		return ae
-	}
-	if len(req.LinkToken) != linkTokenSize {
-		return badRequest("invalid_field", "Field \"link_token\" must hold %d bytes.", linkTokenSize)
-	}
-	if ae := checkRegistrationID(req.RegistrationID); ae != nil {
-		return ae
-	}
-	up, ae := req.keysJSON.toStore(true)
+	req, up, ae := parseLinkWithToken(body)
 	if ae != nil {
 		return ae
 	}
