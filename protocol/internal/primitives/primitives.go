@@ -294,4 +294,3 @@ func HKDF(out, secret, salt, info []byte) {
 	}
 	h.put()
 }
-

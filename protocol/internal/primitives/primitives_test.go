@@ -136,7 +136,6 @@ func TestCBCErrors(t *testing.T) {
 	}
 }
 
-
 func TestAllocations(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts are a measurement; not under -short or -race")
@@ -237,8 +236,6 @@ func BenchmarkHKDFStdlib80(b *testing.B) {
 		sink, _ = hkdf.Key(sha256.New, secret, nil, "WhisperMessageKeys", 80)
 	}
 }
-
-
 
 // BenchmarkMessage1KiB is the primitive floor of one Signal message sent and received: on each
 // side two chain-key HMACs, the message-key HKDF, AES-256-CBC and the MAC over

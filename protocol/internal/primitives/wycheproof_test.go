@@ -106,7 +106,6 @@ func hasFlag(flags []string, f string) bool {
 	return false
 }
 
-
 func TestWycheproofAESCBC(t *testing.T) {
 	type tc struct {
 		wycheCase
