@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
+
+	"github.com/veil-e2ee/veil/protocol/internal/wycheproof"
 )
 
 func TestAgreesWithStdlib(t *testing.T) {
@@ -71,34 +71,8 @@ func TestLowOrderRejected(t *testing.T) {
 	}
 }
 
-// wycheproofDir finds ../shared/testdata/wycheproof from the module root.
-func wycheproofDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("VEIL_WYCHEPROOF"); d != "" {
-		return d
-	}
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", "wycheproof")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 func TestWycheproofX25519(t *testing.T) {
-	path := filepath.Join(wycheproofDir(t), "x25519_test.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Wycheproof vectors are required in CI: %v", err)
-		}
-		t.Skipf("SKIPPING Wycheproof X25519 vectors: %v (set VEIL_WYCHEPROOF)", err)
-	}
+	data := wycheproof.Read(t, "x25519_test.json")
 	var f struct {
 		NumberOfTests int
 		TestGroups    []struct {

@@ -6,41 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-// wycheproofDir finds the shared Wycheproof vectors: $VEIL_WYCHEPROOF, else
-// <module root>/../shared/testdata/wycheproof. Missing vectors skip the test loudly, or fail it
-// when CI=true, so that CI can never pass on an empty run.
-func wycheproofDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("VEIL_WYCHEPROOF")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared", "testdata", "wycheproof")
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "x25519_test.json")); dir == "" || err != nil {
-		msg := "Wycheproof vectors not found (set VEIL_WYCHEPROOF or provide ../shared/testdata/wycheproof next to the module root); looked in " + dir
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPING: " + msg)
-	}
-	return dir
-}
+	"github.com/veil-e2ee/veil/protocol/internal/wycheproof"
+)
 
 type hexBytes []byte
 
@@ -73,10 +42,7 @@ type wycheCase struct {
 
 func loadWycheproof[T any](t *testing.T, name, algorithm string) *wycheFile[T] {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(wycheproofDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := wycheproof.Read(t, name)
 	var f wycheFile[T]
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("%s: %v", name, err)
