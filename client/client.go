@@ -301,11 +301,6 @@ func open(ctx context.Context, cfg Config, store *devicestore.Store) (*Client, e
 // Self returns this device's account.
 func (c *Client) Self() Self { return c.self }
 
-// Store gives access to the device store, for what the SDK does not
-// wrap. Writes through it bypass the SDK's rules; prefer the Client's
-// methods.
-func (c *Client) Store() *devicestore.Store { return c.store }
-
 // Close closes the device store. Receive loops end.
 func (c *Client) Close() error {
 	c.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/protocol"
@@ -347,20 +346,11 @@ func (c *Client) AcceptIdentity(ctx context.Context, username, safetyNumber stri
 
 // releaseHeld makes the sends held for an account due now and flushes.
 func (c *Client) releaseHeld(ctx context.Context, account string) error {
-	items, err := c.store.Outbox(ctx, time.UnixMilli(1<<62), 1000)
+	err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return releaseHeldTx(ctx, tx, account, c.now()) })
 	if err != nil {
 		return err
 	}
-	var ids [][]byte
-	for _, it := range items {
-		if it.Recipient == account {
-			ids = append(ids, it.MessageID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := c.flush(ctx, ids); err != nil && !errors.Is(err, ErrUnreachable) {
+	if err := c.Flush(ctx); err != nil && !errors.Is(err, ErrUnreachable) {
 		return err
 	}
 	return nil

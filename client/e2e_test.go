@@ -99,7 +99,7 @@ func TestConversation(t *testing.T) {
 		}
 		// Nothing is left in either outbox.
 		for _, c := range []*Client{alice, bob} {
-			if items, _ := c.Store().Outbox(ctx, c.now().AddDate(1, 0, 0), 10); len(items) != 0 {
+			if items, _ := c.store.Outbox(ctx, c.now().AddDate(1, 0, 0), 10); len(items) != 0 {
 				t.Fatalf("outbox not empty: %d items", len(items))
 			}
 		}
@@ -133,7 +133,7 @@ func TestBadArguments(t *testing.T) {
 	if convs, _ := alice.Conversations(ctx); len(convs) != 0 {
 		t.Fatalf("failed sends left conversations: %+v", convs)
 	}
-	if items, _ := alice.Store().Outbox(ctx, alice.now().AddDate(1, 0, 0), 10); len(items) != 0 {
+	if items, _ := alice.store.Outbox(ctx, alice.now().AddDate(1, 0, 0), 10); len(items) != 0 {
 		t.Fatalf("failed sends left %d outbox items", len(items))
 	}
 	if _, err := alice.Messages(ctx, "", 0, 10); !errors.Is(err, ErrNoSuchUser) {

@@ -82,7 +82,7 @@ func (c *Client) Messages(ctx context.Context, username string, after int64, lim
 		}
 	}
 	if conv == 0 {
-		return nil, nil
+		return nil, nil // no conversation yet
 	}
 	ms, err := c.store.Messages(ctx, conv, after, max(limit, 1))
 	if err != nil {
@@ -128,14 +128,9 @@ func (c *Client) message(ctx context.Context, local int64) (Message, error) {
 func (c *Client) storedMessage(ctx context.Context, m devicestore.Message) (Message, error) {
 	peer := m.Sender
 	if m.Outgoing {
-		cs, err := c.store.Conversations(ctx)
-		if err != nil {
+		var err error
+		if peer, err = c.store.ConversationPeer(ctx, m.ConversationID); err != nil {
 			return Message{}, err
-		}
-		for _, cv := range cs {
-			if cv.ID == m.ConversationID {
-				peer = cv.Peer
-			}
 		}
 	}
 	name := ""
@@ -143,8 +138,8 @@ func (c *Client) storedMessage(ctx context.Context, m devicestore.Message) (Mess
 		name = ct.Username
 	}
 	msg := c.toMessage(m, peer, name)
-	var err error
-	msg.Reactions, err = c.reactions(ctx, c.store.Reactions, m)
+	reactions, err := c.reactions(ctx, c.store.Reactions, m)
+	msg.Reactions = reactions
 	return msg, err
 }
 

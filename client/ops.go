@@ -149,7 +149,7 @@ func (c *Client) operate(ctx context.Context, localID int64, kind uint32, body, 
 	if m.Deleted {
 		return Message{}, fmt.Errorf("%w: message %d was deleted", ErrInvalidArgument, localID)
 	}
-	peer, err := c.conversationPeer(ctx, m.ConversationID)
+	peer, err := c.store.ConversationPeer(ctx, m.ConversationID)
 	if err != nil {
 		return Message{}, err
 	}
@@ -257,7 +257,7 @@ func (c *Client) applyReceivedOp(ctx context.Context, tx *devicestore.Tx, from p
 	}
 	peer := m.Sender
 	if m.Outgoing {
-		if peer, err = c.conversationPeerTx(ctx, tx, m.ConversationID); err != nil {
+		if peer, err = tx.ConversationPeer(ctx, m.ConversationID); err != nil {
 			return nil, err
 		}
 	}
@@ -273,29 +273,6 @@ func (c *Client) applyReceivedRead(ctx context.Context, tx *devicestore.Tx, from
 	}
 	_, err := tx.AdvanceReadMarker(ctx, r.Conversation, st)
 	return err
-}
-
-func (c *Client) conversationPeer(ctx context.Context, conv int64) (string, error) {
-	return conversationPeerIn(ctx, c.store.Conversations, conv)
-}
-
-func (c *Client) conversationPeerTx(ctx context.Context, tx *devicestore.Tx, conv int64) (string, error) {
-	return conversationPeerIn(ctx, tx.Conversations, conv)
-}
-
-// conversationPeerIn finds a conversation's peer among those list returns
-// (the store's last commit, or a transaction's view).
-func conversationPeerIn(ctx context.Context, list func(context.Context) ([]devicestore.Conversation, error), conv int64) (string, error) {
-	cs, err := list(ctx)
-	if err != nil {
-		return "", err
-	}
-	for _, cv := range cs {
-		if cv.ID == conv {
-			return cv.Peer, nil
-		}
-	}
-	return "", fmt.Errorf("%w: conversation %d", devicestore.ErrNotFound, conv)
 }
 
 // reactions maps a message's reactions to usernames (account ids for

@@ -311,7 +311,12 @@ func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protoc
 		decErr error
 	)
 	err := tx.Savepoint(ctx, func() error {
-		before, _ := tx.IdentityRecord(ctx, from.Name)
+		// Only a PreKey message can bring a new identity key.
+		preKey := protocol.MessageType(e.Type) == protocol.PreKeyMessageType
+		var before devicestore.IdentityRecord
+		if preKey {
+			before, _ = tx.IdentityRecord(ctx, from.Name)
+		}
 		pt, err := cipher.Decrypt(ctx, from, protocol.CiphertextMessage{Type: protocol.MessageType(e.Type), Body: e.Content})
 		if err != nil {
 			decErr = err
@@ -321,12 +326,14 @@ func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protoc
 		if err := tx.MarkReceived(ctx, from.Name, e.MessageID); err != nil {
 			return err
 		}
-		if after, err := tx.IdentityRecord(ctx, from.Name); err == nil && before.Name != "" && !after.Key.Equal(before.Key) && from.Name != c.self.AccountID {
-			ev := Event{Kind: EventIdentityChanged, ContactAccount: from.Name}
-			if sn, err := c.safetyNumber(from.Name, after.Key); err == nil {
-				ev.SafetyNumber = sn.String()
+		if preKey && before.Name != "" && from.Name != c.self.AccountID {
+			if after, err := tx.IdentityRecord(ctx, from.Name); err == nil && !after.Key.Equal(before.Key) {
+				ev := Event{Kind: EventIdentityChanged, ContactAccount: from.Name}
+				if sn, err := c.safetyNumber(from.Name, after.Key); err == nil {
+					ev.SafetyNumber = sn.String()
+				}
+				events = append(events, ev)
 			}
-			events = append(events, ev)
 		}
 		more, err := c.apply(ctx, tx, from, e, pt)
 		events = append(events, more...)

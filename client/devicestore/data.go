@@ -126,6 +126,14 @@ func scanConversation(s interface{ Scan(...any) error }) (Conversation, error) {
 	return c, err
 }
 
+// ConversationPeer returns the peer account of a conversation
+// (ErrNotFound if there is no such conversation).
+func (r reader) ConversationPeer(ctx context.Context, id int64) (string, error) {
+	var peer string
+	err := r.q.QueryRowContext(ctx, `SELECT peer FROM conversations WHERE id = ?`, id).Scan(&peer)
+	return peer, dbErr("loading conversation", err)
+}
+
 // Conversations returns every conversation, most recent activity first.
 func (r reader) Conversations(ctx context.Context) ([]Conversation, error) {
 	return queryAll(ctx, r.q, "listing conversations", scanConversation,
