@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Blobs", testBlobs},
 		{"ExpireDevices", testExpireDevices},
 		{"DeviceNames", testDeviceNames},
+		{"SealedAccess", testSealedAccess},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}
