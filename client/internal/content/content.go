@@ -10,8 +10,14 @@
 //	  Op            op     = 4; // an edit, delete or reaction on a message
 //	  Read          read   = 5; // read marker, for our other devices
 //	  Trust         trust  = 6; // a contact's key verified, unverified or accepted, for our other devices
+//	  GroupOps      group_ops = 8;  // group membership operations (client/internal/groups)
+//	  SenderKey     sender_key = 9; // our sender key for a group (a SenderKeyDistributionMessage)
+//	  bytes profile_key = 7; // optional beside any kind: the sender's 32-byte profile key
 //	}
-//	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5; }
+//	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5;
+//	                        bytes group = 6; /* 16-byte group id of a group message */ }
+//	message GroupOps      { bytes group = 1; repeated bytes ops = 2; /* groups.Op encodings */ }
+//	message SenderKey     { bytes group = 1; bytes distribution = 2; }
 //	message Op            { uint32 kind = 1; string target_sender = 2; bytes target_id = 3; string body = 4; string emoji = 5;
 //	                        int64 time = 6; uint32 counter = 7; string conversation = 8; }
 //	message Read          { string conversation = 1; int64 time = 2; uint32 counter = 3; }
@@ -52,21 +58,45 @@ const (
 	MaxBody     = 64 << 10 // bytes of text (the server takes 96 KiB of ciphertext)
 	MaxUsername = 64
 	MaxIDs      = 100 // ids per resend request
-	MaxEmoji    = 64  // bytes of a reaction
-	padBlock    = 80
+	// ProfileKeySize is the length of a profile key.
+	ProfileKeySize = 32
+	// MaxGroupOps bounds the operations in one GroupOps (a whole group
+	// log travels to a newly added member).
+	MaxGroupOps = 20000
+	// MaxOpBytes bounds one encoded group operation.
+	MaxOpBytes = 64 << 10
+	MaxEmoji   = 64 // bytes of a reaction
+	padBlock   = 80
 )
 
 // ErrInvalid is returned for content that does not parse.
 var ErrInvalid = errors.New("content: invalid")
 
-// Content is one decrypted message's meaning; exactly one field is set.
+// Content is one decrypted message's meaning; exactly one of the
+// pointer fields is set. ProfileKey may accompany any of them.
 type Content struct {
-	Text   *Text
-	Sync   *Sync
-	Resend *ResendRequest
-	Op     *Op
-	Read   *Read
-	Trust  *Trust
+	Text      *Text
+	Sync      *Sync
+	Resend    *ResendRequest
+	Op        *Op
+	Read      *Read
+	Trust     *Trust
+	GroupOps  *GroupOps
+	SenderKey *SenderKey
+
+	ProfileKey []byte
+}
+
+// GroupOps carries membership operations of one group.
+type GroupOps struct {
+	Group []byte   // 16 bytes
+	Ops   [][]byte // encoded groups.Op
+}
+
+// SenderKey hands the sender's sender key for a group to one recipient.
+type SenderKey struct {
+	Group        []byte // 16 bytes
+	Distribution []byte // SenderKeyDistributionMessage
 }
 
 // Trust is what the user decided about a contact's identity key on one
@@ -113,6 +143,7 @@ type Text struct {
 	SentAt         int64 // Unix milliseconds, the sender's clock (HLC time)
 	SenderUsername string
 	Counter        uint32 // HLC counter
+	Group          []byte // 16-byte group id for a group message; nil for 1:1
 }
 
 // Sync is our own send, copied to our other devices.
@@ -193,6 +224,24 @@ func Marshal(c Content) ([]byte, error) {
 		}
 		b = protowire.AppendTag(b, 6, protowire.BytesType)
 		b = protowire.AppendBytes(b, r)
+	case c.GroupOps != nil:
+		var r []byte
+		r = protowire.AppendTag(r, 1, protowire.BytesType)
+		r = protowire.AppendBytes(r, c.GroupOps.Group)
+		for _, op := range c.GroupOps.Ops {
+			r = protowire.AppendTag(r, 2, protowire.BytesType)
+			r = protowire.AppendBytes(r, op)
+		}
+		b = protowire.AppendTag(b, 8, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
+	case c.SenderKey != nil:
+		var r []byte
+		r = protowire.AppendTag(r, 1, protowire.BytesType)
+		r = protowire.AppendBytes(r, c.SenderKey.Group)
+		r = protowire.AppendTag(r, 2, protowire.BytesType)
+		r = protowire.AppendBytes(r, c.SenderKey.Distribution)
+		b = protowire.AppendTag(b, 9, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
 	case c.Resend != nil:
 		var r []byte
 		r = protowire.AppendTag(r, 1, protowire.VarintType)
@@ -203,6 +252,10 @@ func Marshal(c Content) ([]byte, error) {
 		}
 		b = protowire.AppendTag(b, 3, protowire.BytesType)
 		b = protowire.AppendBytes(b, r)
+	}
+	if c.ProfileKey != nil {
+		b = protowire.AppendTag(b, 7, protowire.BytesType)
+		b = protowire.AppendBytes(b, c.ProfileKey)
 	}
 	return pad(b), nil
 }
@@ -217,6 +270,10 @@ func appendText(b []byte, t *Text) []byte {
 	if t.Counter != 0 {
 		b = protowire.AppendTag(b, 5, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(t.Counter))
+	}
+	if t.Group != nil {
+		b = protowire.AppendTag(b, 6, protowire.BytesType)
+		b = protowire.AppendBytes(b, t.Group)
 	}
 	return b
 }
@@ -256,13 +313,17 @@ func Unmarshal(b []byte) (Content, error) {
 	}
 	var c Content
 	err = fields(body, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num < 1 || num > 6 {
+		if num < 1 || num > 9 {
 			return nil // unknown: skipped
 		}
 		if err := wantType(num, typ, protowire.BytesType); err != nil {
 			return err
 		}
-		if c.Text != nil || c.Sync != nil || c.Resend != nil || c.Op != nil || c.Read != nil || c.Trust != nil {
+		if num == 7 {
+			c.ProfileKey = append([]byte(nil), v...)
+			return nil
+		}
+		if c.kinds() > 0 {
 			return invalid("more than one kind of content")
 		}
 		switch num {
@@ -290,13 +351,21 @@ func Unmarshal(b []byte) (Content, error) {
 			t, err := parseTrust(v)
 			c.Trust = &t
 			return err
+		case 8:
+			g, err := parseGroupOps(v)
+			c.GroupOps = &g
+			return err
+		case 9:
+			k, err := parseSenderKey(v)
+			c.SenderKey = &k
+			return err
 		}
 		return nil
 	})
 	if err != nil {
 		return Content{}, err
 	}
-	if c.Text == nil && c.Sync == nil && c.Resend == nil && c.Op == nil && c.Read == nil && c.Trust == nil {
+	if c.kinds() == 0 {
 		return Content{}, invalid("no content")
 	}
 	return c, c.validate()
@@ -381,6 +450,9 @@ func parseText(b []byte) (Text, error) {
 			}
 			t.Counter = uint32(x)
 			return wantType(num, typ, protowire.VarintType)
+		case 6:
+			t.Group = append([]byte(nil), v...)
+			return wantType(num, typ, protowire.BytesType)
 		}
 		return nil
 	})
@@ -488,6 +560,43 @@ func parseSync(b []byte) (Sync, error) {
 	return s, err
 }
 
+func parseGroupOps(b []byte) (GroupOps, error) {
+	var g GroupOps
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if err := wantType(num, typ, protowire.BytesType); err != nil {
+			return err
+		}
+		switch num {
+		case 1:
+			g.Group = append([]byte(nil), v...)
+		case 2:
+			if len(g.Ops) == MaxGroupOps {
+				return invalid("more than %d group operations", MaxGroupOps)
+			}
+			g.Ops = append(g.Ops, append([]byte(nil), v...))
+		}
+		return nil
+	}, 2)
+	return g, err
+}
+
+func parseSenderKey(b []byte) (SenderKey, error) {
+	var k SenderKey
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if err := wantType(num, typ, protowire.BytesType); err != nil {
+			return err
+		}
+		switch num {
+		case 1:
+			k.Group = append([]byte(nil), v...)
+		case 2:
+			k.Distribution = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return k, err
+}
+
 func parseResend(b []byte) (ResendRequest, error) {
 	var r ResendRequest
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -510,17 +619,41 @@ func parseResend(b []byte) (ResendRequest, error) {
 	return r, err
 }
 
-func (c Content) validate() error {
+// kinds counts the kinds of content set.
+func (c Content) kinds() int {
 	n := 0
-	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil, c.Trust != nil} {
+	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil, c.Trust != nil, c.GroupOps != nil, c.SenderKey != nil} {
 		if set {
 			n++
 		}
 	}
-	if n != 1 {
+	return n
+}
+
+func (c Content) validate() error {
+	if n := c.kinds(); n != 1 {
 		return invalid("want exactly one kind of content, have %d", n)
 	}
+	if c.ProfileKey != nil && len(c.ProfileKey) != ProfileKeySize {
+		return invalid("profile key of %d bytes", len(c.ProfileKey))
+	}
 	switch {
+	case c.GroupOps != nil:
+		g := c.GroupOps
+		if len(g.Group) != IDSize || len(g.Ops) == 0 || len(g.Ops) > MaxGroupOps {
+			return invalid("group operations")
+		}
+		for _, op := range g.Ops {
+			if len(op) == 0 || len(op) > MaxOpBytes {
+				return invalid("group operation of %d bytes", len(op))
+			}
+		}
+		return nil
+	case c.SenderKey != nil:
+		if len(c.SenderKey.Group) != IDSize || len(c.SenderKey.Distribution) == 0 || len(c.SenderKey.Distribution) > 1024 {
+			return invalid("sender key")
+		}
+		return nil
 	case c.Text != nil:
 		return c.Text.validate()
 	case c.Op != nil:
@@ -589,6 +722,8 @@ func (t *Text) validate() error {
 		return invalid("negative sent time")
 	case len(t.SenderUsername) > MaxUsername || !utf8.ValidString(t.SenderUsername):
 		return invalid("sender username")
+	case t.Group != nil && len(t.Group) != IDSize:
+		return invalid("group id of %d bytes", len(t.Group))
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ func samples() []Content {
 		{Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(8), Time: 7, Conversation: "b"}},
 		{Read: &Read{Conversation: "b", Time: 8, Counter: 2}},
 		{Trust: &Trust{Account: "b", Key: id(9), Trust: 2, Time: 10, Counter: 1}},
+		{Text: &Text{ID: id(10), Body: "to the group", SentAt: 11, Group: id(11)}, ProfileKey: bytes.Repeat([]byte{7}, ProfileKeySize)},
+		{GroupOps: &GroupOps{Group: id(12), Ops: [][]byte{{1, 2, 3}, {4}}}},
+		{SenderKey: &SenderKey{Group: id(13), Distribution: []byte{0x33, 1, 2}}, ProfileKey: bytes.Repeat([]byte{8}, ProfileKeySize)},
 	}
 }
 
@@ -93,6 +96,13 @@ func TestInvalid(t *testing.T) {
 		"op short id":    {Op: &Op{Kind: OpDelete, TargetSender: "a", TargetID: id(1)[:3], Conversation: "b"}},
 		"read no conv":   {Read: &Read{Time: 1}},
 		"trust value":    {Trust: &Trust{Account: "b", Key: id(1), Trust: 3}},
+		"short profile":  {Read: &Read{Conversation: "b"}, ProfileKey: []byte{1}},
+		"only profile":   {ProfileKey: bytes.Repeat([]byte{1}, ProfileKeySize)},
+		"group id":       {Text: &Text{ID: id(1), Group: []byte{1}}},
+		"no ops":         {GroupOps: &GroupOps{Group: id(1)}},
+		"empty op":       {GroupOps: &GroupOps{Group: id(1), Ops: [][]byte{{}}}},
+		"sk no group":    {SenderKey: &SenderKey{Distribution: []byte{1}}},
+		"sk empty":       {SenderKey: &SenderKey{Group: id(1)}},
 	} {
 		if _, err := Marshal(c); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Marshal(%s) = %v, want ErrInvalid", name, err)
