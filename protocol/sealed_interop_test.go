@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -134,4 +135,81 @@ func newACI(t *testing.T) string {
 	u[8] = u[8]&0x3F | 0x80
 	h := hex.EncodeToString(u[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// TestSenderCertificateFromLibsignal: certificates libsignal issues parse
+// and validate in Go, with the same fields, and fail the same checks.
+func TestSenderCertificateFromLibsignal(t *testing.T) {
+	p := interop.Start(t)
+	alice := newDevice(t, newACI(t))
+	now := time.Now()
+	exp := now.Add(time.Hour).UnixMilli()
+	lc, err := p.SenderCertificate(interop.SenderCertOptions{
+		ServerKeyID: 0x1234, SenderUUID: alice.addr.Name, SenderE164: "+15550001111", SenderDeviceID: 3,
+		SenderKey: alice.id.Public.Bytes(), ExpirationMillis: exp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := protocol.ParseSenderCertificate(lc.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SenderUUID != alice.addr.Name || c.SenderE164 != "+15550001111" || c.DeviceID != 3 ||
+		!c.IdentityKey.Equal(alice.id.Public) || c.Expiration.UnixMilli() != exp || c.Signer.KeyID != 0x1234 {
+		t.Fatalf("parsed %+v", c)
+	}
+	if !bytes.Equal(c.Signer.Serialize(), lc.ServerCertificate) {
+		t.Error("embedded server certificate differs from libsignal's")
+	}
+	root, err := protocol.ParsePublicKey(lc.TrustRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(root, now); err != nil {
+		t.Fatalf("libsignal's certificate does not validate: %v", err)
+	}
+	if err := c.Validate(root, time.UnixMilli(exp+1)); !errors.Is(err, protocol.ErrCertificateExpired) {
+		t.Errorf("expired: %v", err)
+	}
+	if err := c.Validate(root, now, 0x1234); !errors.Is(err, protocol.ErrRevokedCertificate) {
+		t.Errorf("revoked: %v", err)
+	}
+	if err := c.Validate(alice.id.Public, now); !errors.Is(err, protocol.ErrInvalidCertificate) {
+		t.Errorf("wrong trust root: %v", err)
+	}
+
+	// Go issues a certificate with the same keys: libsignal's server
+	// certificate bytes and ours are the same encoding, and the sender
+	// certificate differs only by its (randomized) signature and e164.
+	rootPriv, err := protocol.ParsePrivateKey(lc.TrustRootPrivate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverPriv, err := protocol.ParsePrivateKey(lc.ServerPrivate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := protocol.NewServerCertificate(protocol.NewKeyPair(rootPriv), 0x1234, serverPriv.PublicKey(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc) != len(lc.ServerCertificate) || !bytes.Equal(sc[:len(sc)-64], lc.ServerCertificate[:len(sc)-64]) {
+		t.Errorf("server certificate encodings differ:\n go %x\nlib %x", sc, lc.ServerCertificate)
+	}
+	lc2, err := p.SenderCertificate(interop.SenderCertOptions{
+		TrustRootPrivate: lc.TrustRootPrivate, ServerPrivate: lc.ServerPrivate, ServerKeyID: 0x1234,
+		SenderUUID: alice.addr.Name, SenderDeviceID: 3, SenderKey: alice.id.Public.Bytes(), ExpirationMillis: exp,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsc, _ := protocol.ParseSenderCertificate(lc2.Certificate)
+	gc, err := protocol.IssueSenderCertificate(protocol.NewKeyPair(serverPriv), lsc.Signer.Serialize(), alice.addr.Name, 3, alice.id.Public, time.UnixMilli(exp), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gc) != len(lc2.Certificate) || !bytes.Equal(gc[:len(gc)-64], lc2.Certificate[:len(gc)-64]) {
+		t.Errorf("sender certificate encodings differ:\n go %x\nlib %x", gc, lc2.Certificate)
+	}
 }
