@@ -314,29 +314,48 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, p principal)
 	if target == p.account {
 		snd.ExcludeDevice = p.device
 	}
-	res, err := s.st.Deliver(r.Context(), snd)
+	res, err := s.deliver(r.Context(), snd)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sendResponse{Duplicate: res.Duplicate})
+	return nil
+}
+
+// deliver stores one send and wakes the recipient's devices; store
+// refusals become the API's errors (409/410, 404, 429).
+func (s *Server) deliver(ctx context.Context, snd store.Send) (store.SendResult, error) {
+	res, err := s.st.Deliver(ctx, snd)
 	var mm *store.DeviceMismatchError
 	switch {
 	case errors.As(err, &mm):
 		if len(mm.Missing) > 0 || len(mm.Extra) > 0 {
 			e := newError(http.StatusConflict, "device_mismatch", "The envelopes do not address exactly the recipient's current devices; see \"missing\" and \"extra\".")
 			e.extra = map[string]any{"missing": nonNil(mm.Missing), "extra": nonNil(mm.Extra)}
-			return e
+			return res, e
 		}
 		e := newError(http.StatusGone, "stale_devices", "Some envelopes name a registration id that is no longer current; see \"stale\".")
 		e.extra = map[string]any{"stale": nonNil(mm.Stale)}
-		return e
+		return res, e
 	case errors.Is(err, store.ErrNotFound):
-		return errAccountNotFound
+		return res, errAccountNotFound
 	case errors.Is(err, store.ErrQueueFull):
 		e := newError(http.StatusTooManyRequests, "recipient_queue_full", "A device of the recipient has too many undelivered messages; nothing was stored. Retry after Retry-After seconds.")
 		e.retryAfter = s.lim.QueueFullRetry
-		return e
+		return res, e
 	case errors.Is(err, store.ErrInvalid):
-		return badRequest("invalid_field", "The envelopes are not acceptable.")
+		return res, badRequest("invalid_field", "The envelopes are not acceptable.")
 	case err != nil:
-		return err
+		return res, err
 	}
+	s.announce(snd, res)
+	return res, nil
+}
+
+// announce wakes the devices a stored send addressed, handing the
+// envelopes to connections on this node.
+func (s *Server) announce(snd store.Send, res store.SendResult) {
+	target, envs, now := snd.Recipient, snd.Envelopes, snd.Now
 	if res.Duplicate {
 		s.m.duplicates.Inc()
 		// The first attempt may have died before waking anyone.
@@ -360,8 +379,6 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, p principal)
 			s.notify(sig)
 		}
 	}
-	writeJSON(w, http.StatusOK, sendResponse{Duplicate: res.Duplicate})
-	return nil
 }
 
 func nonNil(v []uint32) []uint32 {

@@ -70,6 +70,11 @@ type Limits struct {
 	Lookup Rate
 	// Link limits device links per account.
 	Link Rate
+	// SealedSend limits sealed (senderless) sends per client address and
+	// recipient; SealedMulti sealed sender v2 sends per client address.
+	// The client address is only hashed into the bucket key.
+	SealedSend  Rate
+	SealedMulti Rate
 }
 
 // DefaultLimits are the limits used for zero fields of Config.Limits.
@@ -89,6 +94,8 @@ var DefaultLimits = Limits{
 	Register:       Rate{Burst: 6, Interval: 30 * time.Second},
 	Lookup:         Rate{Burst: 30, Interval: 2 * time.Second},
 	Link:           Rate{Burst: 6, Interval: 2 * time.Minute},
+	SealedSend:     Rate{Burst: 1000, Interval: 10 * time.Millisecond},
+	SealedMulti:    Rate{Burst: 200, Interval: 50 * time.Millisecond},
 }
 
 func (l Limits) withDefaults() Limits {
@@ -123,6 +130,8 @@ func (l Limits) withDefaults() Limits {
 	setR(&l.Register, d.Register)
 	setR(&l.Lookup, d.Lookup)
 	setR(&l.Link, d.Link)
+	setR(&l.SealedSend, d.SealedSend)
+	setR(&l.SealedMulti, d.SealedMulti)
 	return l
 }
 
@@ -156,6 +165,13 @@ type Config struct {
 	// address used for the registration limit. The address is only ever
 	// hashed, never stored or logged.
 	ClientIPHeader string
+	// SenderCertTTL is how long issued sealed-sender certificates are
+	// valid; zero means DefaultSenderCertTTL.
+	SenderCertTTL time.Duration
+	// CertKeyID numbers the server key that signs sender certificates
+	// (derived from Secret and the id; zero means 1). Change it to rotate
+	// the key; clients can be told to reject a revoked id.
+	CertKeyID uint32
 }
 
 // Server is the blind relay: HTTP API, WebSocket delivery, sweeper.
@@ -169,6 +185,7 @@ type Server struct {
 	now     func() time.Time
 	rand    io.Reader
 	keys    keys
+	cert    certKeys
 	auth    authCache
 	m       *metrics
 	handler http.Handler
@@ -215,6 +232,19 @@ func New(cfg Config) (*Server, error) {
 		s.rand = rand.Reader
 	}
 	s.keys = deriveKeys(cfg.Secret)
+	if _, ok := cfg.Store.(store.SealedAccess); !ok {
+		return nil, fmt.Errorf("%w: the Store must implement store.SealedAccess", ErrConfig)
+	}
+	if s.cfg.SenderCertTTL == 0 {
+		s.cfg.SenderCertTTL = DefaultSenderCertTTL
+	}
+	if s.cfg.CertKeyID == 0 {
+		s.cfg.CertKeyID = 1
+	}
+	var err error
+	if s.cert, err = deriveCertKeys(cfg.Secret, s.cfg.CertKeyID, s.rand); err != nil {
+		return nil, fmt.Errorf("%w: sealed-sender keys: %v", ErrConfig, err)
+	}
 	s.m = newMetrics()
 	s.st = timedStore{s: cfg.Store, m: s.m}
 	if b, ok := cfg.Store.(store.BatchAcker); ok {
