@@ -115,6 +115,9 @@ type Message struct {
 	// it; both empty when there is none.
 	HistoryID  []byte // 16 bytes
 	HistoryKey []byte // 32 bytes
+	// ProfileKey is the account's profile key (32 bytes; its access key
+	// opens sealed delivery); empty from devices that have none.
+	ProfileKey []byte
 }
 
 func (m Message) marshal() ([]byte, error) {
@@ -122,7 +125,7 @@ func (m Message) marshal() ([]byte, error) {
 		return nil, err
 	}
 	var b []byte
-	for i, f := range [][]byte{[]byte(m.AccountID), []byte(m.Username), []byte(m.Server), m.IdentityPrivate, m.LinkToken, m.HistoryID, m.HistoryKey} {
+	for i, f := range [][]byte{[]byte(m.AccountID), []byte(m.Username), []byte(m.Server), m.IdentityPrivate, m.LinkToken, m.HistoryID, m.HistoryKey, m.ProfileKey} {
 		if i >= 5 && len(f) == 0 {
 			continue
 		}
@@ -146,7 +149,7 @@ func unmarshal(b []byte) (Message, error) {
 			return Message{}, fmt.Errorf("%w: message field", ErrInvalid)
 		}
 		b = b[n:]
-		if num < 1 || num > 7 || seen&(1<<num) != 0 {
+		if num < 1 || num > 8 || seen&(1<<num) != 0 {
 			return Message{}, fmt.Errorf("%w: message field %d", ErrInvalid, num)
 		}
 		seen |= 1 << num
@@ -165,6 +168,8 @@ func unmarshal(b []byte) (Message, error) {
 			m.HistoryID = append([]byte(nil), v...)
 		case 7:
 			m.HistoryKey = append([]byte(nil), v...)
+		case 8:
+			m.ProfileKey = append([]byte(nil), v...)
 		}
 	}
 	return m, m.validate()
@@ -181,6 +186,9 @@ func (m Message) validate() error {
 	}
 	if (len(m.HistoryID) != 0 || len(m.HistoryKey) != 0) && (len(m.HistoryID) != idSize || len(m.HistoryKey) != keySize) {
 		return fmt.Errorf("%w: history reference", ErrInvalid)
+	}
+	if len(m.ProfileKey) != 0 && len(m.ProfileKey) != keySize {
+		return fmt.Errorf("%w: profile key", ErrInvalid)
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 func sample() Message {
 	return Message{AccountID: "0f8e2a4c-1d2b-4c1d-8a5e-000000000001", Username: "alice", Server: "http://127.0.0.1:7450",
 		IdentityPrivate: bytes.Repeat([]byte{7}, 32), LinkToken: bytes.Repeat([]byte{9}, 32),
-		HistoryID: bytes.Repeat([]byte{3}, 16), HistoryKey: bytes.Repeat([]byte{4}, 32)}
+		HistoryID: bytes.Repeat([]byte{3}, 16), HistoryKey: bytes.Repeat([]byte{4}, 32), ProfileKey: bytes.Repeat([]byte{5}, 32)}
 }
 
 func TestSealOpen(t *testing.T) {
