@@ -2,9 +2,12 @@ package protocol_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -235,5 +238,236 @@ func TestKnownServerCertificate(t *testing.T) {
 	}
 	if err := c.Validate(root, time.Now()); err != nil {
 		t.Fatalf("libsignal's test certificate does not validate: %v", err)
+	}
+}
+
+// sealedPair returns two Go devices named by ACIs with a session from a
+// to b (b has answered, so a sends Signal messages) when answered, else a
+// PreKey session.
+func sealedPair(t testing.TB, answered bool) (a, b *device) {
+	t.Helper()
+	a, b = newDevice(t, newUUID(t)), newDevice(t, newUUID(t))
+	link(t, a, b, answered)
+	return a, b
+}
+
+// link opens a session from a to b.
+func link(t testing.TB, a, b *device, answered bool) {
+	t.Helper()
+	if err := a.cipher.ProcessPreKeyBundle(context.Background(), b.addr, b.bundle(t, true)); err != nil {
+		t.Fatal(err)
+	}
+	if answered {
+		mustDecrypt(t, b, a, mustEncrypt(t, a, b, "hello"), "hello")
+		mustDecrypt(t, a, b, mustEncrypt(t, b, a, "hi"), "hi")
+	}
+}
+
+func newUUID(t testing.TB) string {
+	t.Helper()
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		t.Fatal(err)
+	}
+	u[6] = u[6]&0x0F | 0x40
+	u[8] = u[8]&0x3F | 0x80
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func TestSealedV1RoundTrip(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	for _, answered := range []bool{false, true} {
+		alice, bob := sealedPair(t, answered)
+		cs := newCertSet(t, 1)
+		cert := cs.issue(t, alice, now.Add(time.Hour))
+		for i := range 3 {
+			msg := fmt.Sprintf("sealed #%d", i)
+			body, err := alice.cipher.SealedEncrypt(ctx, bob.addr, cert, []byte(msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body[0] != 0x11 {
+				t.Fatalf("version byte %#x", body[0])
+			}
+			r, err := bob.cipher.SealedDecrypt(ctx, body, cs.root.Public, now, bob.addr)
+			if err != nil {
+				t.Fatalf("answered=%v #%d: %v", answered, i, err)
+			}
+			if string(r.Plaintext) != msg || r.Sender != alice.addr || r.SenderE164 != "" {
+				t.Fatalf("got %q from %v", r.Plaintext, r.Sender)
+			}
+			wantType := protocol.SignalMessageType
+			if !answered {
+				wantType = protocol.PreKeyMessageType
+			}
+			if r.Content.Type != wantType || r.Content.ContentHint != protocol.ContentHintDefault || r.Content.GroupID != nil {
+				t.Errorf("content %+v", r.Content)
+			}
+		}
+	}
+}
+
+// TestSealedV1Rejections: each check of SealedDecrypt refuses its case,
+// and leaves the session usable.
+func TestSealedV1Rejections(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	alice, bob := sealedPair(t, true)
+	cs := newCertSet(t, 1)
+	good := cs.issue(t, alice, now.Add(time.Hour))
+	seal := func(cert []byte) []byte {
+		t.Helper()
+		body, err := alice.cipher.SealedEncrypt(ctx, bob.addr, cert, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	open := func(body []byte, root protocol.PublicKey, at time.Time, revoked ...uint32) error {
+		_, err := bob.cipher.SealedDecrypt(ctx, body, root, at, bob.addr, revoked...)
+		return err
+	}
+
+	if err := open(seal(cs.issue(t, alice, now.Add(-time.Second))), cs.root.Public, now); !errors.Is(err, protocol.ErrCertificateExpired) {
+		t.Errorf("expired certificate: %v", err)
+	}
+	if err := open(seal(good), cs.root.Public, now, 1); !errors.Is(err, protocol.ErrRevokedCertificate) {
+		t.Errorf("revoked server key: %v", err)
+	}
+	rev := newCertSet(t, 0xDEADC357)
+	if err := open(seal(rev.issue(t, alice, now.Add(time.Hour))), rev.root.Public, now); !errors.Is(err, protocol.ErrRevokedCertificate) {
+		t.Errorf("0xDEADC357: %v", err)
+	}
+	other := newCertSet(t, 1)
+	if err := open(seal(other.issue(t, alice, now.Add(time.Hour))), cs.root.Public, now); !errors.Is(err, protocol.ErrInvalidCertificate) {
+		t.Errorf("another trust root: %v", err)
+	}
+	// A certificate for another identity key (mallory's), sealed by
+	// alice's identity: the sealing key does not match.
+	mallory := newDevice(t, alice.addr.Name)
+	if err := open(seal(cs.issue(t, mallory, now.Add(time.Hour))), cs.root.Public, now); !errors.Is(err, protocol.ErrDecryption) {
+		t.Errorf("certificate identity ≠ sealing identity: %v", err)
+	}
+	// Self-send: bob seals to himself under his own certificate (a
+	// session with himself is not needed: SealV1 uses the identity store).
+	bobCert, _ := protocol.ParseSenderCertificate(cs.issue(t, bob, now.Add(time.Hour)))
+	bob.store.SaveIdentity(ctx, bob.addr, bob.id.Public)
+	self, err := bob.cipher.SealV1(ctx, bob.addr, &protocol.UnidentifiedContent{Type: protocol.SignalMessageType, Contents: []byte{0x44}, Sender: bobCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := open(self, cs.root.Public, now); !errors.Is(err, protocol.ErrSelfSend) {
+		t.Errorf("self-send: %v", err)
+	}
+	// Every flipped byte is refused.
+	body := seal(good)
+	for i := range body {
+		bad := bytes.Clone(body)
+		bad[i] ^= 0x01
+		if err := open(bad, cs.root.Public, now); err == nil {
+			t.Fatalf("byte %d flipped: accepted", i)
+		}
+	}
+	if err := open(body, cs.root.Public, now); err != nil {
+		t.Fatalf("the untouched message after the rejections: %v", err)
+	}
+	if err := open(body, cs.root.Public, now); !errors.Is(err, protocol.ErrDuplicateMessage) {
+		t.Errorf("replay: %v", err)
+	}
+	for _, b := range [][]byte{nil, {0x11}, {0x31, 0}, body[:40]} {
+		if _, err := bob.cipher.Unseal(ctx, b); err == nil {
+			t.Errorf("Unseal(%x) accepted", b)
+		}
+	}
+}
+
+// TestSealV2RoundTrip: one v2 message to several recipients (one with
+// three devices), split as the server does, opens at every device.
+func TestSealV2RoundTrip(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	alice := newDevice(t, newUUID(t))
+	bob := newDevice(t, newUUID(t))
+	carol := []*device{newDevice(t, newUUID(t))}
+	for d := uint32(2); d <= 3; d++ {
+		c := newDevice(t, carol[0].addr.Name)
+		c.addr.DeviceID = d
+		c.id, c.store = carol[0].id, protocol.NewInMemoryStore(carol[0].id, c.regID)
+		c.cipher = protocol.NewCipher(protocol.StoresOf(c.store), rand.Reader, nil)
+		carol = append(carol, c)
+	}
+	all := append([]*device{bob}, carol...)
+	var addrs []protocol.Address
+	for _, d := range all {
+		link(t, alice, d, false)
+		addrs = append(addrs, d.addr)
+	}
+	cs := newCertSet(t, 1)
+	cert, _ := protocol.ParseSenderCertificate(cs.issue(t, alice, now.Add(time.Hour)))
+	u := &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: []byte("group message"), Sender: cert,
+		ContentHint: protocol.ContentHintResendable, GroupID: []byte("gid")}
+	body, err := alice.cipher.SealV2(ctx, addrs, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := protocol.ParseMultiRecipient(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Recipients) != 2 || m.Recipients[0].String() != bob.addr.Name || m.Recipients[1].String() != carol[0].addr.Name || len(m.Recipients[1].Devices) != 3 {
+		t.Fatalf("recipients %+v", m.Recipients)
+	}
+	for j, d := range m.Recipients[1].Devices {
+		if d.DeviceID != carol[j].addr.DeviceID || d.RegistrationID != carol[j].regID {
+			t.Errorf("carol device %d: %+v, want %d/%d", j, d, carol[j].addr.DeviceID, carol[j].regID)
+		}
+	}
+	for i, r := range m.Recipients {
+		for _, d := range all {
+			if d.addr.Name != r.String() {
+				continue
+			}
+			got, err := d.cipher.Unseal(ctx, m.MessageFor(i))
+			if err != nil {
+				t.Fatalf("%v: %v", d.addr, err)
+			}
+			if got.Type != u.Type || !bytes.Equal(got.Contents, u.Contents) || got.ContentHint != u.ContentHint ||
+				!bytes.Equal(got.GroupID, u.GroupID) || got.Sender.SenderUUID != alice.addr.Name {
+				t.Errorf("%v: %+v", d.addr, got)
+			}
+		}
+	}
+	// Bob's share does not open at carol's devices.
+	if _, err := carol[0].cipher.Unseal(ctx, m.MessageFor(0)); !errors.Is(err, protocol.ErrDecryption) {
+		t.Errorf("another recipient's share: %v", err)
+	}
+	// A certificate for another identity than the sealing one.
+	mallory := newDevice(t, alice.addr.Name)
+	mc, _ := protocol.ParseSenderCertificate(cs.issue(t, mallory, now.Add(time.Hour)))
+	bad, err := alice.cipher.SealV2(ctx, addrs[:1], &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: []byte("x"), Sender: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, _ := protocol.ParseMultiRecipient(bad)
+	if _, err := bob.cipher.Unseal(ctx, bm.MessageFor(0)); !errors.Is(err, protocol.ErrDecryption) {
+		t.Errorf("v2 certificate identity ≠ sealing identity: %v", err)
+	}
+	// Flipped bytes in the received form.
+	rcv := m.MessageFor(0)
+	for i := range rcv {
+		b := bytes.Clone(rcv)
+		b[i] ^= 0x01
+		if _, err := bob.cipher.Unseal(ctx, b); err == nil {
+			t.Fatalf("v2 byte %d flipped: accepted", i)
+		}
+	}
+	// Names that are not ACIs, and missing sessions, are refused.
+	if _, err := alice.cipher.SealV2(ctx, []protocol.Address{{Name: "bob", DeviceID: 1}}, u); err == nil {
+		t.Error("SealV2 to a non-UUID name")
+	}
+	if _, err := alice.cipher.SealV2(ctx, []protocol.Address{{Name: newUUID(t), DeviceID: 1}}, u); !errors.Is(err, protocol.ErrNoSession) {
+		t.Errorf("SealV2 without a session: %v", err)
 	}
 }
