@@ -391,13 +391,7 @@ func TestSealV2RoundTrip(t *testing.T) {
 	alice := newDevice(t, newUUID(t))
 	bob := newDevice(t, newUUID(t))
 	carol := []*device{newDevice(t, newUUID(t))}
-	for d := uint32(2); d <= 3; d++ {
-		c := newDevice(t, carol[0].addr.Name)
-		c.addr.DeviceID = d
-		c.id, c.store = carol[0].id, protocol.NewInMemoryStore(carol[0].id, c.regID)
-		c.cipher = protocol.NewCipher(protocol.StoresOf(c.store), rand.Reader, nil)
-		carol = append(carol, c)
-	}
+	carol = append(carol, sibling(t, carol[0], 2), sibling(t, carol[0], 3))
 	all := append([]*device{bob}, carol...)
 	var addrs []protocol.Address
 	for _, d := range all {
@@ -470,4 +464,15 @@ func TestSealV2RoundTrip(t *testing.T) {
 	if _, err := alice.cipher.SealV2(ctx, []protocol.Address{{Name: newUUID(t), DeviceID: 1}}, u); !errors.Is(err, protocol.ErrNoSession) {
 		t.Errorf("SealV2 without a session: %v", err)
 	}
+}
+
+// sibling is another device of d's account: same name and identity key,
+// its own registration id and stores.
+func sibling(t testing.TB, d *device, deviceID uint32) *device {
+	t.Helper()
+	s := newDevice(t, d.addr.Name)
+	s.addr.DeviceID = deviceID
+	s.id, s.store = d.id, protocol.NewInMemoryStore(d.id, s.regID)
+	s.cipher = protocol.NewCipher(protocol.StoresOf(s.store), rand.Reader, nil)
+	return s
 }
