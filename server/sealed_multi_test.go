@@ -45,7 +45,9 @@ func newSealedPeer(t *testing.T, d dev, id protocol.IdentityKeyPair) sealedPeer 
 	}}
 }
 
-func (p sealedPeer) addr() protocol.Address { return protocol.Address{Name: p.d.account, DeviceID: p.d.id} }
+func (p sealedPeer) addr() protocol.Address {
+	return protocol.Address{Name: p.d.account, DeviceID: p.d.id}
+}
 
 func (e *env) sealedMulti(msgID, message []byte, keys map[string][]byte) resp {
 	e.t.Helper()
