@@ -28,3 +28,4 @@ func benchLibsignal(b *testing.B, op string, n, size int) {
 func BenchmarkLibsignalSetup(b *testing.B)           { benchLibsignal(b, BenchSetup, 100, 1024) }
 func BenchmarkLibsignalSameChain1KiB(b *testing.B)   { benchLibsignal(b, BenchSameChain, 1000, 1024) }
 func BenchmarkLibsignalAlternating1KiB(b *testing.B) { benchLibsignal(b, BenchAlternating, 500, 1024) }
+func BenchmarkLibsignalSealedV1KiB(b *testing.B)     { benchLibsignal(b, BenchSealedV1, 300, 1024) }

@@ -428,6 +428,7 @@ const (
 	BenchSetup       = "setup"       // processPreKeyBundle + first encrypt + decryptPreKey
 	BenchSameChain   = "same_chain"  // n encrypts by A, then n decrypts by B
 	BenchAlternating = "alternating" // A→B, B→A, …: a DH ratchet step per message
+	BenchSealedV1    = "sealed_v1"   // sealed sender v1 encrypt by A + decrypt (with certificate validation) by B
 )
 
 // Bench runs a libsignal-to-libsignal loop of n messages of size bytes inside

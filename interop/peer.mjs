@@ -493,6 +493,33 @@ async function bench(req) {
       seconds = (performance.now() - t0) / 1000;
       break;
     }
+    case 'sealed_v1': {
+      // Sealed sender v1 around a 1:1 message on an established session:
+      // sealedSenderEncryptMessage by A, then sealedSenderDecryptMessage by
+      // B (certificate validation included), message by message.
+      const alice = newDevice(1);
+      const bob = newDevice(2);
+      const aName = '9d0652a3-dcc3-4d11-975f-74d61598733f';
+      const bName = '796abedb-ca4e-4f18-8803-1fde5b921f9f';
+      const aAddr = ProtocolAddress.new(aName, 1);
+      const bAddr = ProtocolAddress.new(bName, 1);
+      await establish(alice, bob, aAddr, bAddr);
+      const trustRoot = PrivateKey.generate();
+      const serverKey = PrivateKey.generate();
+      const serverCert = ServerCertificate.new(1, serverKey.getPublicKey(), trustRoot);
+      const now = Date.now();
+      const cert = SenderCertificate.new(aName, null, 1, alice.pair.publicKey, now + 3600_000, serverCert, serverKey);
+      const rootPub = trustRoot.getPublicKey();
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const body = await SignalClient.sealedSenderEncryptMessage(payload, bAddr, cert, alice.sessions, alice.identities);
+        await SignalClient.sealedSenderDecryptMessage(
+          body, rootPub, now, null, bName, 1,
+          bob.sessions, bob.identities, bob.preKeys, bob.signedPreKeys, bob.kyberPreKeys);
+      }
+      seconds = (performance.now() - t0) / 1000;
+      break;
+    }
     default:
       throw new RequestError(`unknown bench op ${JSON.stringify(req.op)}`);
   }

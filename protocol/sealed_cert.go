@@ -71,7 +71,7 @@ func (c *ServerCertificate) Validate(trustRoot PublicKey, revokedKeyIDs ...uint3
 	if slices.Contains(revokedServerKeyIDs, c.KeyID) || slices.Contains(revokedKeyIDs, c.KeyID) {
 		return fmt.Errorf("%w: key id %#x", ErrRevokedCertificate, c.KeyID)
 	}
-	if !trustRoot.VerifySignature(c.c.Certificate, c.c.Signature) {
+	if !verifyCached(trustRoot, c.c.Certificate, c.c.Signature) {
 		return fmt.Errorf("%w: server certificate not signed by the trust root", ErrInvalidCertificate)
 	}
 	return nil
@@ -168,11 +168,18 @@ func (c *SenderCertificate) Validate(trustRoot PublicKey, now time.Time, revoked
 	if err := c.Signer.Validate(trustRoot, revokedKeyIDs...); err != nil {
 		return err
 	}
-	if !c.Signer.Key.VerifySignature(c.c.Certificate, c.c.Signature) {
+	if !verifyCached(c.Signer.Key, c.c.Certificate, c.c.Signature) {
 		return fmt.Errorf("%w: sender certificate not signed by the server key", ErrInvalidCertificate)
 	}
 	if now.UnixMilli() > c.Expiration.UnixMilli() {
 		return fmt.Errorf("%w at %s", ErrCertificateExpired, c.Expiration.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// verifyCached is key.VerifySignature, remembering successes: every
+// sealed message from a sender repeats the same two certificate
+// signatures.
+func verifyCached(key PublicKey, msg, sig []byte) bool {
+	return sealed.VerifyCached(&key.b, msg, sig, func() bool { return key.VerifySignature(msg, sig) })
 }

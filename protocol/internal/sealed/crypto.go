@@ -399,3 +399,11 @@ func (o *V2Opened) CheckSender(ours *Identity, sender *[KeySize]byte) error {
 	}
 	return nil
 }
+
+// ForgetStaticAgreements empties the agreement cache (for benchmarks of
+// the cold path, and for tests).
+func ForgetStaticAgreements() {
+	staticCache.Lock()
+	clear(staticCache.m)
+	staticCache.Unlock()
+}
