@@ -66,6 +66,7 @@ package groups
 import (
 	"bytes"
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -78,9 +79,9 @@ type Log struct {
 	limit int
 	group [IDSize]byte
 	seen  map[string]bool // encodings of the ops held
-	ops   []entry         // sorted
-	f     fold            // the fold of ops
-	state *State          // snapshot of f, nil when stale
+	ops   []*entry        // sorted
+	f     fold            // the fold of ops, unless stale
+	stale bool            // an op was inserted before the end: f must be recomputed
 }
 
 type entry struct {
@@ -88,7 +89,7 @@ type entry struct {
 	enc []byte
 }
 
-func compareEntries(a, b entry) int {
+func compareEntries(a, b *entry) int {
 	if c := a.op.Stamp.Compare(b.op.Stamp); c != 0 {
 		return c
 	}
@@ -122,19 +123,15 @@ func (l *Log) Add(op Op) (changed bool, err error) {
 		return false, nil
 	}
 	op.Members = slices.Clone(op.Members)
-	e := entry{op: op, enc: enc}
+	e := &entry{op: op, enc: enc}
 	i, _ := slices.BinarySearchFunc(l.ops, e, compareEntries)
 	l.ops = slices.Insert(l.ops, i, e)
 	l.seen[string(enc)] = true
 	l.group = op.Group
-	l.state = nil
-	if i == len(l.ops)-1 {
+	if !l.stale && i == len(l.ops)-1 {
 		l.f.apply(&l.ops[i].op, l.limit) // the usual case: the newest op
-		return true, nil
-	}
-	l.f = newFold()
-	for i := range l.ops {
-		l.f.apply(&l.ops[i].op, l.limit)
+	} else {
+		l.stale = true // fold again when the state is asked for
 	}
 	return true, nil
 }
@@ -155,11 +152,14 @@ func (l *Log) Ops() []Op {
 
 // State returns the state the ops fold to (a copy).
 func (l *Log) State() State {
-	if l.state == nil {
-		s := l.f.snapshot()
-		l.state = &s
+	if l.stale {
+		l.f = newFold()
+		for i := range l.ops {
+			l.f.apply(&l.ops[i].op, l.limit)
+		}
+		l.stale = false
 	}
-	return l.state.clone()
+	return l.f.snapshot().clone()
 }
 
 // State is a group as the fold of its ops leaves it.
@@ -193,6 +193,9 @@ type fold struct {
 	admins  map[string]bool
 	removed map[string]bool
 	epoch   int
+
+	// The sets sorted, nil when they changed since the last snapshot.
+	sortedMembers, sortedAdmins, sortedRemoved []string
 }
 
 func newFold() fold {
@@ -207,10 +210,11 @@ func (f *fold) apply(o *Op, limit int) {
 	if !f.known {
 		if o.Kind == Create {
 			f.known, f.name = true, o.Name
-			f.joined[o.Author], f.admins[o.Author] = o.Stamp, true
+			f.join(o.Author, o.Stamp)
+			f.setAdmin(o.Author, true)
 			for _, m := range o.Members {
 				if len(f.joined) < limit && !f.isMember(m) {
-					f.joined[m] = o.Stamp
+					f.join(m, o.Stamp)
 				}
 			}
 		}
@@ -223,7 +227,7 @@ func (f *fold) apply(o *Op, limit int) {
 	switch o.Kind {
 	case Add:
 		if admin && !f.isMember(o.Member) && len(f.joined) < limit {
-			f.joined[o.Member] = o.Stamp
+			f.join(o.Member, o.Stamp)
 		}
 	case Remove, Leave:
 		who := o.Author
@@ -234,8 +238,9 @@ func (f *fold) apply(o *Op, limit int) {
 			return
 		}
 		delete(f.joined, who)
-		delete(f.admins, who)
+		f.setAdmin(who, false)
 		f.removed[who] = true
+		f.sortedMembers, f.sortedRemoved = nil, nil
 		f.epoch++
 		f.keepAnAdmin()
 	case Rename:
@@ -246,12 +251,8 @@ func (f *fold) apply(o *Op, limit int) {
 		if !admin || !f.isMember(o.Member) {
 			return
 		}
-		if o.Admin {
-			f.admins[o.Member] = true
-		} else {
-			delete(f.admins, o.Member)
-			f.keepAnAdmin()
-		}
+		f.setAdmin(o.Member, o.Admin)
+		f.keepAnAdmin()
 	}
 }
 
@@ -267,18 +268,38 @@ func (f *fold) keepAnAdmin() {
 			first, at = m, s
 		}
 	}
-	f.admins[first] = true
+	f.setAdmin(first, true)
 }
 
-func (f *fold) snapshot() State {
-	return State{
-		Known:   f.known,
-		Name:    f.name,
-		Members: sortedKeys(f.joined),
-		Admins:  sortedKeys(f.admins),
-		Removed: sortedKeys(f.removed),
-		Epoch:   f.epoch,
+func (f *fold) join(m string, at converge.Stamp) {
+	f.joined[m] = at
+	f.sortedMembers = nil
+}
+
+func (f *fold) setAdmin(m string, admin bool) {
+	if f.admins[m] == admin {
+		return
 	}
+	if admin {
+		f.admins[m] = true
+	} else {
+		delete(f.admins, m)
+	}
+	f.sortedAdmins = nil
+}
+
+// snapshot returns the state; its slices are the fold's own.
+func (f *fold) snapshot() State {
+	if f.sortedMembers == nil {
+		f.sortedMembers = sortedKeys(f.joined)
+	}
+	if f.sortedAdmins == nil {
+		f.sortedAdmins = sortedKeys(f.admins)
+	}
+	if f.sortedRemoved == nil {
+		f.sortedRemoved = sortedKeys(f.removed)
+	}
+	return State{Known: f.known, Name: f.name, Members: f.sortedMembers, Admins: f.sortedAdmins, Removed: f.sortedRemoved, Epoch: f.epoch}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -302,6 +323,15 @@ const (
 	AdminGranted                       // Member
 	AdminRevoked                       // Member, still a member
 )
+
+var changeNames = [...]string{"", "created", "renamed", "joined", "left", "admin granted", "admin revoked"}
+
+func (k ChangeKind) String() string {
+	if k < Created || k > AdminRevoked {
+		return fmt.Sprintf("change(%d)", int(k))
+	}
+	return changeNames[k]
+}
 
 // Change is one difference between two states, for the UI.
 type Change struct {
