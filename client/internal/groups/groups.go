@@ -17,29 +17,29 @@
 // The set of ops known for a group is the replicated data: a device adds
 // every op it receives to the group's [Log] (duplicates are no-ops) and
 // never drops one, even one that has no effect. The group's [State] is
-// a deterministic fold of that set:
+// a deterministic fold of that set: sort the ops by stamp
+// ([converge.Stamp.Compare]), ties broken by the bytes of their encoding
+// ([Op.Marshal]; an op has exactly one), then apply them in turn to an
+// unknown group with no members, each checked against the state at that
+// point:
 //
-//  1. Sort the ops by stamp ([converge.Stamp.Compare]), ties broken by
-//     the bytes of their encoding ([Op.Marshal]; an op has exactly one).
-//  2. Start from an unknown group (no members). Apply each op in turn,
-//     checking it against the state at that point:
-//     - Create makes the group known with its name, the author as member
-//     and admin, and the listed members (those beyond the size limit are
-//     left out). A Create of a group already known is ignored; so is every
-//     other op before the first Create, because nobody is a member yet.
-//     Ops that arrive before their Create are kept, and take effect when
-//     it arrives if they sort after it.
-//     - An op whose author is not a member is ignored.
-//     - Add, Rename and SetAdmin, and Remove of anyone but oneself, are
+//   - Create makes the group known with its name, the author as member
+//     and admin, and the listed members in their order (those beyond the
+//     size limit are left out). A Create of a group already known is
+//     ignored; so is every other op before the first Create, since nobody
+//     is a member yet. Ops that arrive before their Create are kept, and
+//     take effect when it arrives if they sort after it.
+//   - An op whose author is not a member is ignored.
+//   - Add, Rename and SetAdmin, and Remove of anyone but oneself, are
 //     ignored unless the author is an admin. Any member may Leave (or
 //     Remove itself).
-//     - Add of a member, Remove of a non-member, and Add beyond the size
-//     limit are ignored; SetAdmin applies only to members.
-//     - A group with members always has an admin: when the last admin
+//   - Add of a member, Add beyond the size limit and Remove of a
+//     non-member are ignored; SetAdmin applies only to members.
+//   - A group with members always has an admin: when the last admin
 //     leaves, is removed or gives up the role, the member who joined
 //     earliest (by the stamp of the Create or Add that made it a member;
 //     tie: the smallest account id) becomes admin.
-//     - Each member leaving or removed increments the epoch.
+//   - Each member leaving or removed increments the epoch.
 //
 // Every device sorts the same set the same way and applies the same
 // checks, so every device that has the same ops has the same state,
@@ -51,7 +51,10 @@
 // devices that observe it move their clocks past it (within the bound the
 // client puts on that), so their later ops still sort after it. For the
 // same reason a member could backdate an op to when it was still an
-// admin; what nobody can do is act with a stamp after its removal.
+// admin; what nobody can do is act with a stamp after its removal. Nor
+// are ops signed: whoever forwards a log (to a new member) could put ops
+// of other authors in it, so a device takes a whole log only from a
+// member it already trusts with the group.
 //
 // # What the caller does
 //
@@ -74,7 +77,8 @@ import (
 )
 
 // Log is the set of ops of one group, kept in fold order, and the state
-// they fold to. Its zero value is not usable; see [NewLog].
+// they fold to. Its zero value is not usable; see [NewLog]. It is not
+// safe for concurrent use (State too updates it).
 type Log struct {
 	limit int
 	group [IDSize]byte
