@@ -93,7 +93,7 @@ func AppendUSMC(dst []byte, u *USMC) []byte {
 
 // USMCSize is the encoded size of u.
 func USMCSize(u *USMC) int {
-	n := 2 + protowire.SizeBytes(len(u.SenderCert)) + 1 + protowire.SizeBytes(len(u.Content))
+	n := 2 + 1 + protowire.SizeBytes(len(u.SenderCert)) + 1 + protowire.SizeBytes(len(u.Content))
 	if u.ContentHint != 0 {
 		n += 1 + protowire.SizeVarint(uint64(int64(int32(u.ContentHint))))
 	}
