@@ -13,17 +13,17 @@ import (
 	"github.com/veil-e2ee/veil/protocol/internal/senderkey"
 )
 
-// groupMember is one device taking part in a group: its address, its
+// skMember is one device taking part in a group: its address, its
 // sender-key store and a GroupCipher over it.
-type groupMember struct {
+type skMember struct {
 	addr   protocol.Address
 	store  *protocol.InMemorySenderKeyStore
 	cipher *protocol.GroupCipher
 }
 
-func newGroupMember(name string) *groupMember {
+func newSKMember(name string) *skMember {
 	st := protocol.NewInMemorySenderKeyStore()
-	return &groupMember{
+	return &skMember{
 		addr:   protocol.Address{Name: name, DeviceID: 1},
 		store:  st,
 		cipher: protocol.NewGroupCipher(st, rand.Reader),
@@ -31,7 +31,7 @@ func newGroupMember(name string) *groupMember {
 }
 
 // record returns the stored form of m's record for (sender, id), or nil.
-func (m *groupMember) record(t testing.TB, sender protocol.Address, id protocol.DistributionID) []byte {
+func (m *skMember) record(t testing.TB, sender protocol.Address, id protocol.DistributionID) []byte {
 	t.Helper()
 	r, err := m.store.LoadSenderKey(context.Background(), sender, id)
 	if err != nil {
@@ -43,7 +43,7 @@ func (m *groupMember) record(t testing.TB, sender protocol.Address, id protocol.
 	return r.Marshal()
 }
 
-func newDistributionID(t testing.TB) protocol.DistributionID {
+func newSKDistributionID(t testing.TB) protocol.DistributionID {
 	t.Helper()
 	var id protocol.DistributionID
 	if _, err := rand.Read(id[:]); err != nil {
@@ -55,7 +55,7 @@ func newDistributionID(t testing.TB) protocol.DistributionID {
 }
 
 // distribute gives members the sender's current distribution message.
-func distribute(t testing.TB, sender *groupMember, id protocol.DistributionID, members ...*groupMember) []byte {
+func skDistribute(t testing.TB, sender *skMember, id protocol.DistributionID, members ...*skMember) []byte {
 	t.Helper()
 	ctx := context.Background()
 	skdm, err := sender.cipher.NewDistribution(ctx, sender.addr, id)
@@ -74,7 +74,7 @@ func distribute(t testing.TB, sender *groupMember, id protocol.DistributionID, m
 	return skdm
 }
 
-func groupEncrypt(t testing.TB, sender *groupMember, id protocol.DistributionID, pts ...string) [][]byte {
+func skEncrypt(t testing.TB, sender *skMember, id protocol.DistributionID, pts ...string) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, pt := range pts {
@@ -89,15 +89,15 @@ func groupEncrypt(t testing.TB, sender *groupMember, id protocol.DistributionID,
 
 func TestGroupOutOfOrderAndDuplicates(t *testing.T) {
 	ctx := context.Background()
-	alice, bob, carol := newGroupMember("alice"), newGroupMember("bob"), newGroupMember("carol")
-	id := newDistributionID(t)
-	distribute(t, alice, id, bob, carol)
+	alice, bob, carol := newSKMember("alice"), newSKMember("bob"), newSKMember("carol")
+	id := newSKDistributionID(t)
+	skDistribute(t, alice, id, bob, carol)
 
 	var pts []string
 	for i := range 40 {
 		pts = append(pts, fmt.Sprintf("message %d %s", i, bytes.Repeat([]byte{'x'}, i)))
 	}
-	msgs := groupEncrypt(t, alice, id, pts...)
+	msgs := skEncrypt(t, alice, id, pts...)
 	for i, m := range msgs {
 		if m[0] != 0x33 {
 			t.Fatalf("message %d starts %#x, want 0x33", i, m[0])
@@ -122,7 +122,7 @@ func TestGroupOutOfOrderAndDuplicates(t *testing.T) {
 		}
 	}
 	// Every message a second time: a duplicate, and nothing changes.
-	for _, m := range []*groupMember{bob, carol} {
+	for _, m := range []*skMember{bob, carol} {
 		before := m.record(t, alice.addr, id)
 		for i, msg := range msgs {
 			if _, err := m.cipher.Decrypt(ctx, alice.addr, msg); !errors.Is(err, protocol.ErrDuplicateMessage) {
@@ -134,7 +134,7 @@ func TestGroupOutOfOrderAndDuplicates(t *testing.T) {
 		}
 	}
 	// The chain goes on.
-	next := groupEncrypt(t, alice, id, "after")
+	next := skEncrypt(t, alice, id, "after")
 	if pt, err := bob.cipher.Decrypt(ctx, alice.addr, next[0]); err != nil || string(pt) != "after" {
 		t.Fatalf("after replays: %q, %v", pt, err)
 	}
@@ -142,10 +142,10 @@ func TestGroupOutOfOrderAndDuplicates(t *testing.T) {
 
 func TestGroupTamperingFailsAndLeavesRecordUnchanged(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newGroupMember("alice"), newGroupMember("bob")
-	id := newDistributionID(t)
-	distribute(t, alice, id, bob)
-	msgs := groupEncrypt(t, alice, id, "zero", "one", "two")
+	alice, bob := newSKMember("alice"), newSKMember("bob")
+	id := newSKDistributionID(t)
+	skDistribute(t, alice, id, bob)
+	msgs := skEncrypt(t, alice, id, "zero", "one", "two")
 	// Bob has read message 2, so message 0 and 1 are stored skipped keys.
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, msgs[2]); err != nil {
 		t.Fatal(err)
@@ -181,9 +181,9 @@ func TestGroupTamperingFailsAndLeavesRecordUnchanged(t *testing.T) {
 		t.Fatalf("version 2 message: err = %v", err)
 	}
 	// A message from someone else, or signed by a key Bob does not hold for Alice.
-	mallory := newGroupMember("mallory")
-	distribute(t, mallory, id, newGroupMember("dummy"))
-	forged := groupEncrypt(t, mallory, id, "forged")[0]
+	mallory := newSKMember("mallory")
+	skDistribute(t, mallory, id, newSKMember("dummy"))
+	forged := skEncrypt(t, mallory, id, "forged")[0]
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, forged); !errors.Is(err, protocol.ErrNoSenderKey) {
 		t.Fatalf("message from an unknown chain: err = %v, want ErrNoSenderKey", err)
 	}
@@ -195,9 +195,9 @@ func TestGroupTamperingFailsAndLeavesRecordUnchanged(t *testing.T) {
 	}
 }
 
-// advanceOwnChain moves the sender's chain forward by n iterations without
+// skAdvance moves the sender's chain forward by n iterations without
 // sending, through the record's stored form.
-func advanceOwnChain(t *testing.T, m *groupMember, id protocol.DistributionID, n int) {
+func skAdvance(t *testing.T, m *skMember, id protocol.DistributionID, n int) {
 	t.Helper()
 	r, err := senderkey.ParseRecord(m.record(t, m.addr, id))
 	if err != nil {
@@ -217,12 +217,12 @@ func advanceOwnChain(t *testing.T, m *groupMember, id protocol.DistributionID, n
 
 func TestGroupForwardJumpLimit(t *testing.T) {
 	ctx := context.Background()
-	alice, bob, carol := newGroupMember("alice"), newGroupMember("bob"), newGroupMember("carol")
-	id := newDistributionID(t)
-	distribute(t, alice, id, bob, carol)
+	alice, bob, carol := newSKMember("alice"), newSKMember("bob"), newSKMember("carol")
+	id := newSKDistributionID(t)
+	skDistribute(t, alice, id, bob, carol)
 
-	advanceOwnChain(t, alice, id, 25_000)
-	atLimit := groupEncrypt(t, alice, id, "25000 ahead")[0]
+	skAdvance(t, alice, id, 25_000)
+	atLimit := skEncrypt(t, alice, id, "25000 ahead")[0]
 	if pt, err := bob.cipher.Decrypt(ctx, alice.addr, atLimit); err != nil || string(pt) != "25000 ahead" {
 		t.Fatalf("a message 25,000 ahead: %q, %v", pt, err)
 	}
@@ -235,7 +235,7 @@ func TestGroupForwardJumpLimit(t *testing.T) {
 		t.Fatalf("skipped keys: %d, from %d to %d", len(s), s[0].Iteration, s[len(s)-1].Iteration)
 	}
 
-	beyond := groupEncrypt(t, alice, id, "25001 ahead")[0] // iteration 25,001
+	beyond := skEncrypt(t, alice, id, "25001 ahead")[0] // iteration 25,001
 	before := carol.record(t, alice.addr, id)
 	if _, err := carol.cipher.Decrypt(ctx, alice.addr, beyond); !errors.Is(err, protocol.ErrDecryption) {
 		t.Fatalf("a message 25,001 ahead: err = %v, want ErrDecryption", err)
@@ -251,10 +251,10 @@ func TestGroupForwardJumpLimit(t *testing.T) {
 
 func TestGroupRotation(t *testing.T) {
 	ctx := context.Background()
-	alice, bob, carol := newGroupMember("alice"), newGroupMember("bob"), newGroupMember("carol")
-	id := newDistributionID(t)
-	oldSKDM := distribute(t, alice, id, bob, carol)
-	old := groupEncrypt(t, alice, id, "before")[0]
+	alice, bob, carol := newSKMember("alice"), newSKMember("bob"), newSKMember("carol")
+	id := newSKDistributionID(t)
+	oldSKDM := skDistribute(t, alice, id, bob, carol)
+	old := skEncrypt(t, alice, id, "before")[0]
 	if _, err := carol.cipher.Decrypt(ctx, alice.addr, old); err != nil {
 		t.Fatal(err)
 	}
@@ -276,11 +276,11 @@ func TestGroupRotation(t *testing.T) {
 	if _, err := alice.cipher.Encrypt(ctx, alice.addr, id, []byte("x")); !errors.Is(err, protocol.ErrNoSenderKey) {
 		t.Fatalf("encrypt after Rotate without a distribution: err = %v, want ErrNoSenderKey", err)
 	}
-	newSKDM := distribute(t, alice, id, bob)
+	newSKDM := skDistribute(t, alice, id, bob)
 	if d2, err := senderkey.ParseDistribution(newSKDM); err != nil || d2.ChainID == d0.ChainID || d2.SigningKey == d0.SigningKey || d2.ChainKey == d0.ChainKey || d2.Iteration != 0 {
 		t.Fatalf("distribution after rotation: %+v, %v; before %+v", d2, err, d0)
 	}
-	after := groupEncrypt(t, alice, id, "after")[0]
+	after := skEncrypt(t, alice, id, "after")[0]
 	if pt, err := bob.cipher.Decrypt(ctx, alice.addr, after); err != nil || string(pt) != "after" {
 		t.Fatalf("bob after rotation: %q, %v", pt, err)
 	}
@@ -295,21 +295,21 @@ func TestGroupRotation(t *testing.T) {
 
 func TestGroupNoSenderKey(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newGroupMember("alice"), newGroupMember("bob")
-	id := newDistributionID(t)
+	alice, bob := newSKMember("alice"), newSKMember("bob")
+	id := newSKDistributionID(t)
 	if _, err := alice.cipher.Encrypt(ctx, alice.addr, id, []byte("x")); !errors.Is(err, protocol.ErrNoSenderKey) {
 		t.Fatalf("encrypt without a chain: err = %v", err)
 	}
 	if err := alice.cipher.Rotate(ctx, alice.addr, id); err != nil { // nothing to forget
 		t.Fatal(err)
 	}
-	distribute(t, alice, id)
-	m := groupEncrypt(t, alice, id, "hi")[0]
+	skDistribute(t, alice, id)
+	m := skEncrypt(t, alice, id, "hi")[0]
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, m); !errors.Is(err, protocol.ErrNoSenderKey) {
 		t.Fatalf("decrypt without a distribution: err = %v", err)
 	}
 	// Keyed by sender: Alice's chain does not decrypt as Carol's.
-	distribute(t, alice, id, bob)
+	skDistribute(t, alice, id, bob)
 	if _, err := bob.cipher.Decrypt(ctx, protocol.Address{Name: "carol", DeviceID: 1}, m); !errors.Is(err, protocol.ErrNoSenderKey) {
 		t.Fatalf("decrypt as another sender: err = %v", err)
 	}
@@ -321,12 +321,12 @@ func TestGroupNoSenderKey(t *testing.T) {
 
 func TestGroupLateJoinerAndRedistribution(t *testing.T) {
 	ctx := context.Background()
-	alice, bob, dave := newGroupMember("alice"), newGroupMember("bob"), newGroupMember("dave")
-	id := newDistributionID(t)
-	distribute(t, alice, id, bob)
-	early := groupEncrypt(t, alice, id, "e0", "e1", "e2")
-	distribute(t, alice, id, dave) // at iteration 3
-	late := groupEncrypt(t, alice, id, "l3", "l4")
+	alice, bob, dave := newSKMember("alice"), newSKMember("bob"), newSKMember("dave")
+	id := newSKDistributionID(t)
+	skDistribute(t, alice, id, bob)
+	early := skEncrypt(t, alice, id, "e0", "e1", "e2")
+	skDistribute(t, alice, id, dave) // at iteration 3
+	late := skEncrypt(t, alice, id, "l3", "l4")
 	for i, m := range early {
 		if _, err := dave.cipher.Decrypt(ctx, alice.addr, m); !errors.Is(err, protocol.ErrDuplicateMessage) {
 			t.Fatalf("dave, message %d from before he joined: err = %v, want ErrDuplicateMessage (as libsignal)", i, err)
@@ -342,7 +342,7 @@ func TestGroupLateJoinerAndRedistribution(t *testing.T) {
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, early[1]); err != nil {
 		t.Fatal(err)
 	}
-	distribute(t, alice, id, bob)
+	skDistribute(t, alice, id, bob)
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, early[1]); !errors.Is(err, protocol.ErrDuplicateMessage) {
 		t.Fatalf("replay after re-processing the distribution: err = %v", err)
 	}
@@ -353,8 +353,8 @@ func TestGroupLateJoinerAndRedistribution(t *testing.T) {
 
 func TestGroupDistributionRejectsMalformed(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newGroupMember("alice"), newGroupMember("bob")
-	id := newDistributionID(t)
+	alice, bob := newSKMember("alice"), newSKMember("bob")
+	id := newSKDistributionID(t)
 	skdm, err := alice.cipher.NewDistribution(ctx, alice.addr, id)
 	if err != nil {
 		t.Fatal(err)
@@ -382,21 +382,21 @@ func TestGroupDistributionRejectsMalformed(t *testing.T) {
 
 func TestSenderKeyRecordRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := newGroupMember("alice"), newGroupMember("bob")
-	id := newDistributionID(t)
+	alice, bob := newSKMember("alice"), newSKMember("bob")
+	id := newSKDistributionID(t)
 	for range 3 { // three chains, as after two rotations
-		distribute(t, alice, id, bob)
-		groupEncrypt(t, alice, id, "a", "b")
+		skDistribute(t, alice, id, bob)
+		skEncrypt(t, alice, id, "a", "b")
 		if err := alice.cipher.Rotate(ctx, alice.addr, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	distribute(t, alice, id, bob)
-	msgs := groupEncrypt(t, alice, id, "m0", "m1", "m2", "m3")
+	skDistribute(t, alice, id, bob)
+	msgs := skEncrypt(t, alice, id, "m0", "m1", "m2", "m3")
 	if _, err := bob.cipher.Decrypt(ctx, alice.addr, msgs[3]); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []*groupMember{alice, bob} {
+	for _, m := range []*skMember{alice, bob} {
 		b := m.record(t, alice.addr, id)
 		r, err := protocol.ParseSenderKeyRecord(b)
 		if err != nil {
@@ -407,7 +407,7 @@ func TestSenderKeyRecordRoundTrip(t *testing.T) {
 		}
 	}
 	// A reloaded record keeps working on both sides.
-	for _, m := range []*groupMember{alice, bob} {
+	for _, m := range []*skMember{alice, bob} {
 		r, _ := protocol.ParseSenderKeyRecord(m.record(t, alice.addr, id))
 		fresh := protocol.NewInMemorySenderKeyStore()
 		fresh.StoreSenderKey(ctx, alice.addr, id, r)
@@ -416,7 +416,7 @@ func TestSenderKeyRecordRoundTrip(t *testing.T) {
 	if pt, err := bob.cipher.Decrypt(ctx, alice.addr, msgs[1]); err != nil || string(pt) != "m1" {
 		t.Fatalf("skipped message after reload: %q, %v", pt, err)
 	}
-	next := groupEncrypt(t, alice, id, "m4")[0]
+	next := skEncrypt(t, alice, id, "m4")[0]
 	if pt, err := bob.cipher.Decrypt(ctx, alice.addr, next); err != nil || string(pt) != "m4" {
 		t.Fatalf("after reload: %q, %v", pt, err)
 	}
