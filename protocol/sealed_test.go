@@ -476,3 +476,99 @@ func sibling(t testing.TB, d *device, deviceID uint32) *device {
 	s.cipher = protocol.NewCipher(protocol.StoresOf(s.store), rand.Reader, nil)
 	return s
 }
+
+// exampleDevice is a device for the examples: an identity, a store and a
+// cipher, and (for a recipient) a prekey bundle.
+func exampleDevice(name string, reg uint32) (protocol.Address, *protocol.InMemoryStore, *protocol.Cipher, *protocol.PreKeyBundle) {
+	ctx := context.Background()
+	id, _ := protocol.GenerateIdentityKeyPair(rand.Reader)
+	st := protocol.NewInMemoryStore(id, reg)
+	spk, _ := protocol.GenerateSignedPreKey(rand.Reader, id, 1, time.Now())
+	kyber, _ := protocol.GenerateKyberPreKey(rand.Reader, id, 1, true, time.Now())
+	st.StoreSignedPreKey(ctx, spk)
+	st.StoreKyberPreKey(ctx, kyber)
+	b := &protocol.PreKeyBundle{
+		RegistrationID: reg, DeviceID: 1, IdentityKey: id.Public,
+		SignedPreKeyID: spk.ID, SignedPreKey: spk.KeyPair.Public, SignedPreKeySignature: spk.Signature,
+		KyberPreKeyID: kyber.ID, KyberPreKey: kyber.KeyPair.Public, KyberPreKeySignature: kyber.Signature,
+	}
+	return protocol.Address{Name: name, DeviceID: 1}, st, protocol.NewCipher(protocol.StoresOf(st), rand.Reader, nil), b
+}
+
+// The server certifies Alice; Alice sends Bob a sealed message, which
+// the server cannot attribute to her; Bob opens it and learns from the
+// certificate who sent it.
+func ExampleCipher_SealedEncrypt() {
+	ctx := context.Background()
+	now := time.Now()
+
+	// The service: a trust root that clients have built in, and a server
+	// key it certifies.
+	trustRoot, _ := protocol.GenerateKeyPair(rand.Reader)
+	serverKey, _ := protocol.GenerateKeyPair(rand.Reader)
+	serverCert, _ := protocol.NewServerCertificate(trustRoot, 1, serverKey.Public, rand.Reader)
+
+	aliceAddr, aliceStore, alice, _ := exampleDevice("9d0652a3-dcc3-4d11-975f-74d61598733f", 1001)
+	bobAddr, _, bob, bobBundle := exampleDevice("796abedb-ca4e-4f18-8803-1fde5b921f9f", 1002)
+	if err := alice.ProcessPreKeyBundle(ctx, bobAddr, bobBundle); err != nil {
+		panic(err)
+	}
+
+	// Alice's certificate, valid for a day.
+	aliceID, _ := aliceStore.IdentityKeyPair(ctx)
+	cert, _ := protocol.IssueSenderCertificate(serverKey, serverCert, aliceAddr.Name, aliceAddr.DeviceID, aliceID.Public, now.Add(24*time.Hour), rand.Reader)
+
+	body, _ := alice.SealedEncrypt(ctx, bobAddr, cert, []byte("Hello Bob"))
+	fmt.Printf("sealed sender v1: %#x\n", body[0])
+
+	r, err := bob.SealedDecrypt(ctx, body, trustRoot.Public, now, bobAddr)
+	fmt.Printf("Bob reads %q from %s (%v)\n", r.Plaintext, r.Sender, err)
+
+	// After expiry, the certificate no longer vouches for the sender.
+	body, _ = alice.SealedEncrypt(ctx, bobAddr, cert, []byte("late"))
+	_, err = bob.SealedDecrypt(ctx, body, trustRoot.Public, now.Add(48*time.Hour), bobAddr)
+	fmt.Println(errors.Is(err, protocol.ErrCertificateExpired))
+
+	// Output:
+	// sealed sender v1: 0x11
+	// Bob reads "Hello Bob" from 9d0652a3-dcc3-4d11-975f-74d61598733f.1 (<nil>)
+	// true
+}
+
+// One v2 message for several recipients: the server parses it and hands
+// each recipient its share, which only that recipient can open.
+func ExampleParseMultiRecipient() {
+	ctx := context.Background()
+	trustRoot, _ := protocol.GenerateKeyPair(rand.Reader)
+	serverKey, _ := protocol.GenerateKeyPair(rand.Reader)
+	serverCert, _ := protocol.NewServerCertificate(trustRoot, 1, serverKey.Public, rand.Reader)
+
+	aliceAddr, aliceStore, alice, _ := exampleDevice("9d0652a3-dcc3-4d11-975f-74d61598733f", 1001)
+	bobAddr, _, bob, bobBundle := exampleDevice("796abedb-ca4e-4f18-8803-1fde5b921f9f", 1002)
+	carolAddr, _, carol, carolBundle := exampleDevice("b3a1bb3d-0e56-4ab2-9b4e-4ab4b0a9d2c1", 1003)
+	alice.ProcessPreKeyBundle(ctx, bobAddr, bobBundle)
+	alice.ProcessPreKeyBundle(ctx, carolAddr, carolBundle)
+	aliceID, _ := aliceStore.IdentityKeyPair(ctx)
+	raw, _ := protocol.IssueSenderCertificate(serverKey, serverCert, aliceAddr.Name, 1, aliceID.Public, time.Now().Add(time.Hour), rand.Reader)
+	cert, _ := protocol.ParseSenderCertificate(raw)
+
+	// In a group, Contents would be a sender-key message.
+	u := &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: []byte("to the group"), Sender: cert}
+	sent, _ := alice.SealV2(ctx, []protocol.Address{bobAddr, carolAddr}, u)
+
+	// The server's side.
+	m, _ := protocol.ParseMultiRecipient(sent)
+	for i, r := range m.Recipients {
+		fmt.Printf("recipient %d: %s, devices %v\n", i, r, r.Devices)
+	}
+	// Each recipient's side.
+	for i, c := range []*protocol.Cipher{bob, carol} {
+		got, err := c.Unseal(ctx, m.MessageFor(i))
+		fmt.Printf("%q from %s (%v)\n", got.Contents, got.Sender.SenderUUID, err)
+	}
+	// Output:
+	// recipient 0: 796abedb-ca4e-4f18-8803-1fde5b921f9f, devices [{1 1002}]
+	// recipient 1: b3a1bb3d-0e56-4ab2-9b4e-4ab4b0a9d2c1, devices [{1 1003}]
+	// "to the group" from 9d0652a3-dcc3-4d11-975f-74d61598733f (<nil>)
+	// "to the group" from 9d0652a3-dcc3-4d11-975f-74d61598733f (<nil>)
+}
