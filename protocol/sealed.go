@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -114,62 +115,23 @@ func (m *MultiRecipientMessage) ReceivedSize() int {
 	return 1 + sealed.MessageKeySize + sealed.AuthTagSize + len(m.sent.Shared)
 }
 
-// parseUUID parses the canonical 36-character UUID form (either case), as
-// libsignal accepts a ServiceId string for an ACI.
+// parseUUID parses the 36-character UUID text (hex digits of either
+// case), as libsignal parses an ACI's ServiceId string.
 func parseUUID(s string) (u [16]byte, ok bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return u, false
 	}
-	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-			continue
-		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
-		}
-		u[j] = hi<<4 | lo
-		j++
-		i += 2
-	}
-	return u, true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-// formatUUID is the lower-case canonical form.
-func formatUUID(u [16]byte) string {
-	const digits = "0123456789abcdef"
-	b := make([]byte, 0, 36)
-	for i, x := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b = append(b, '-')
-		}
-		b = append(b, digits[x>>4], digits[x&15])
-	}
-	return string(b)
+	_, err := hex.Decode(u[:], []byte(s[0:8]+s[9:13]+s[14:18]+s[19:23]+s[24:36]))
+	return u, err == nil
 }
 
 // String returns the ServiceId string: the UUID for an ACI, "PNI:" and the
 // UUID for a PNI (libsignal's service_id_string).
 func (r MultiRecipient) String() string {
 	if r.Kind == PNI {
-		return "PNI:" + formatUUID(r.ServiceID)
+		return "PNI:" + sealed.FormatUUID(r.ServiceID)
 	}
-	return formatUUID(r.ServiceID)
+	return sealed.FormatUUID(r.ServiceID)
 }
 
 // ErrInvalidAddress: an address cannot be used as asked (sealed sender v2
@@ -499,7 +461,7 @@ func (c *Cipher) SealV2(ctx context.Context, recipients []Address, u *Unidentifi
 	if workers <= 1 {
 		for i := range groups {
 			if out, err = s.AppendRecipient(out, &groups[i]); err != nil {
-				return nil, fmt.Errorf("%w: identity key of recipient %s", ErrInvalidKey, formatUUID(groups[i].UUID))
+				return nil, fmt.Errorf("%w: identity key of recipient %s", ErrInvalidKey, sealed.FormatUUID(groups[i].UUID))
 			}
 		}
 	} else {

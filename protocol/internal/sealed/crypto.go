@@ -167,6 +167,9 @@ func SealV1(ours *Identity, recipient *[KeySize]byte, ephemeral *[32]byte, usmc 
 // the sender encrypted it) and the USMC bytes. body includes the version
 // byte.
 func OpenV1(ours *Identity, body []byte) (sender [KeySize]byte, usmc []byte, err error) {
+	if len(body) == 0 {
+		return sender, nil, ErrMalformed
+	}
 	var eph [KeySize]byte
 	var encStatic, encMsg []byte
 	var haveEph, haveStatic, haveMsg bool
