@@ -13,6 +13,17 @@ import (
 	"time"
 )
 
+// anonymous marks a request that goes without this device's credential
+// (a sealed send whose access keys are in the body).
+var anonymous = map[string]string{"Unidentified-Access-Key": ""}
+
+// Mismatch is one recipient's device-list problem in a sealed sender v2
+// send.
+type Mismatch struct {
+	Account               string
+	Missing, Extra, Stale []uint32
+}
+
 // ServerError is an error answer of the server: its HTTP status and its
 // stable error code (docs/API.md lists them).
 type ServerError struct {
@@ -23,6 +34,8 @@ type ServerError struct {
 	Extra      []uint32      // 409 device_mismatch: devices that do not exist
 	Stale      []uint32      // 410 stale_devices: devices whose registration changed
 	RetryAfter time.Duration // 429: when to try again
+	Mismatches []Mismatch    // 409 of a sealed sender v2 send
+	Accounts   []string      // 401 access_denied of a sealed sender v2 send
 }
 
 func (e *ServerError) Error() string {
@@ -59,6 +72,13 @@ func (a *api) url(path string) string { return a.base.String() + path }
 // nil). Error answers become *ServerError; failures to reach the server
 // wrap ErrUnreachable.
 func (a *api) do(ctx context.Context, method, path string, body, out any) error {
+	return a.doWith(ctx, method, path, nil, body, out)
+}
+
+// doWith is do with extra headers. A request with an
+// Unidentified-Access-Key header goes without this device's credential:
+// the server must not learn who sends it.
+func (a *api) doWith(ctx context.Context, method, path string, headers map[string]string, body, out any) error {
 	var b []byte
 	if body != nil {
 		var err error
@@ -66,7 +86,7 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 			return err
 		}
 	}
-	data, err := a.exchange(ctx, method, path, b, "application/json", 8<<20)
+	data, err := a.exchange(ctx, method, path, b, "application/json", 8<<20, headers)
 	if err != nil || out == nil {
 		return err
 	}
@@ -79,7 +99,7 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 // raw sends a raw-bytes request (blobs) and reads a raw answer into out
 // (if not nil).
 func (a *api) raw(ctx context.Context, method, path string, body []byte, out *[]byte) error {
-	data, err := a.exchange(ctx, method, path, body, "application/octet-stream", 65<<20)
+	data, err := a.exchange(ctx, method, path, body, "application/octet-stream", 65<<20, nil)
 	if err == nil && out != nil {
 		*out = data
 	}
@@ -88,7 +108,7 @@ func (a *api) raw(ctx context.Context, method, path string, body []byte, out *[]
 
 // exchange sends one request (body, if not nil, as ctype) and returns the
 // answer's body, read up to limit bytes.
-func (a *api) exchange(ctx context.Context, method, path string, body []byte, ctype string, limit int64) ([]byte, error) {
+func (a *api) exchange(ctx context.Context, method, path string, body []byte, ctype string, limit int64, headers map[string]string) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -100,7 +120,12 @@ func (a *api) exchange(ctx context.Context, method, path string, body []byte, ct
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if a.user != "" {
+	for k, v := range headers {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	if _, sealed := headers["Unidentified-Access-Key"]; a.user != "" && !sealed {
 		req.SetBasicAuth(a.user, a.cred)
 	}
 	resp, err := a.http.Do(req)
@@ -127,13 +152,23 @@ func serverError(resp *http.Response, data []byte) *ServerError {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
-		Missing []uint32 `json:"missing"`
-		Extra   []uint32 `json:"extra"`
-		Stale   []uint32 `json:"stale"`
+		Missing    []uint32 `json:"missing"`
+		Extra      []uint32 `json:"extra"`
+		Stale      []uint32 `json:"stale"`
+		Accounts   []string `json:"accounts"`
+		Mismatches []struct {
+			Account string   `json:"account"`
+			Missing []uint32 `json:"missing"`
+			Extra   []uint32 `json:"extra"`
+			Stale   []uint32 `json:"stale"`
+		} `json:"mismatches"`
 	}
 	_ = json.Unmarshal(data, &e)
 	se := &ServerError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message,
-		Missing: e.Missing, Extra: e.Extra, Stale: e.Stale}
+		Missing: e.Missing, Extra: e.Extra, Stale: e.Stale, Accounts: e.Accounts}
+	for _, m := range e.Mismatches {
+		se.Mismatches = append(se.Mismatches, Mismatch{Account: m.Account, Missing: m.Missing, Extra: m.Extra, Stale: m.Stale})
+	}
 	if se.Code == "" {
 		se.Code, se.Message = "http_"+strconv.Itoa(resp.StatusCode), http.StatusText(resp.StatusCode)
 	}

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
+	"github.com/veil-e2ee/veil/client/internal/groups"
 	"github.com/veil-e2ee/veil/protocol"
 )
 
@@ -77,6 +78,20 @@ type Config struct {
 	// Progress, when set, hears about long operations (history export,
 	// upload, download and import when linking a device).
 	Progress func(Progress)
+	// TrustRoot, when set, is the server's sealed-sender trust root (33
+	// bytes, as `veil server` prints it) that Register and Link must find;
+	// otherwise the device pins the one the server shows at registration.
+	TrustRoot []byte
+	// SealedFromAnyone lets anyone, not only contacts who have this
+	// account's profile key, send it sealed messages (set at Register;
+	// later with SetSealedFromAnyone).
+	SealedFromAnyone bool
+	// GroupLimit bounds the members of a group (default 1,000). Every
+	// device of every member must use the same limit.
+	GroupLimit int
+	// RevokedCertKeys are server key ids whose sender certificates this
+	// device rejects (beyond libsignal's built-in list).
+	RevokedCertKeys []uint32
 }
 
 // Unlock opens a device store.
@@ -130,6 +145,9 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.GroupLimit <= 0 {
+		cfg.GroupLimit = groups.DefaultLimit
 	}
 }
 
@@ -202,6 +220,13 @@ func (c *Client) register(ctx context.Context, username string) error {
 		return err
 	}
 	c.id = id
+	if c.cfg.TrustRoot != nil {
+		// A server other than the one configured: stop before it holds an
+		// account.
+		if _, err := c.fetchTrustRoot(ctx); err != nil {
+			return err
+		}
+	}
 	var up prekeyUpload
 	// The private halves are committed before the public ones are
 	// published.
@@ -233,6 +258,20 @@ func (c *Client) register(ctx context.Context, username string) error {
 		return err
 	}
 	c.setAccount(acct)
+	return c.sealedReady(ctx, nil)
+}
+
+// sealedReady sets up sealed sender after Register or Link. A trust root
+// other than the configured one is an error; a network failure only
+// postpones it (Open and Receive try again).
+func (c *Client) sealedReady(ctx context.Context, pk []byte) error {
+	err := c.setUpSealed(ctx, pk)
+	if errors.Is(err, ErrProtocol) {
+		return err
+	}
+	if err != nil {
+		c.log.Warn("sealed sender not set up yet", "reason", errorCode(err))
+	}
 	return nil
 }
 
@@ -295,6 +334,12 @@ func open(ctx context.Context, cfg Config, store *devicestore.Store) (*Client, e
 	c := &Client{cfg: cfg, store: store, api: a, id: id, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	c.setAccount(acct)
 	c.self.Server = a.base.String()
+	if root, _, err := store.BlobSetting(ctx, settingTrustRoot); err == nil && root == nil {
+		// A profile from before sealed sender, or whose setup was cut short.
+		if err := c.sealedReady(ctx, nil); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

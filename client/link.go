@@ -134,7 +134,7 @@ func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 		return err
 	}
 	c.setAccount(acct)
-	return nil
+	return c.sealedReady(ctx, msg.ProfileKey)
 }
 
 // ApproveLink lets the device showing code join this account: it gets a
@@ -158,8 +158,13 @@ func (c *Client) ApproveLink(ctx context.Context, code string) error {
 	if err != nil {
 		return fmt.Errorf("sending the history: %w", err)
 	}
+	pk, err := c.profileKey(ctx)
+	if err != nil {
+		return err
+	}
 	sealed, err := provision.Seal(c.rand, pc, provision.Message{AccountID: c.self.AccountID, Username: c.self.Username,
-		Server: c.self.Server, IdentityPrivate: c.id.Private.Bytes(), LinkToken: tok.Token, HistoryID: hid, HistoryKey: hkey})
+		Server: c.self.Server, IdentityPrivate: c.id.Private.Bytes(), LinkToken: tok.Token, HistoryID: hid, HistoryKey: hkey,
+		ProfileKey: pk})
 	if err != nil {
 		return err
 	}

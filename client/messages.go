@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
@@ -33,6 +34,10 @@ type Message struct {
 	Edited         bool              // the text was edited by its sender
 	Deleted        bool              // deleted for everyone: Body is empty
 	Reactions      map[string]string // username (account id if unknown) → emoji
+	// Group is the group's id for a group message ("" for 1:1); then
+	// Peer and PeerAccount name the message's sender (this account for
+	// Outgoing).
+	Group string
 }
 
 // Conversation is the conversation with one contact.
@@ -126,18 +131,24 @@ func (c *Client) message(ctx context.Context, local int64) (Message, error) {
 }
 
 func (c *Client) storedMessage(ctx context.Context, m devicestore.Message) (Message, error) {
+	conv, err := c.store.ConversationPeer(ctx, m.ConversationID)
+	if err != nil {
+		return Message{}, err
+	}
 	peer := m.Sender
-	if m.Outgoing {
-		var err error
-		if peer, err = c.store.ConversationPeer(ctx, m.ConversationID); err != nil {
-			return Message{}, err
-		}
+	if m.Outgoing && !strings.HasPrefix(conv, groupPrefix) {
+		peer = conv
 	}
 	name := ""
 	if ct, err := c.store.Contact(ctx, peer); err == nil {
 		name = ct.Username
+	} else if peer == c.self.AccountID {
+		name = c.self.Username
 	}
 	msg := c.toMessage(m, peer, name)
+	if strings.HasPrefix(conv, groupPrefix) {
+		msg.Group = strings.TrimPrefix(conv, groupPrefix)
+	}
 	reactions, err := c.reactions(ctx, c.store.Reactions, m)
 	msg.Reactions = reactions
 	return msg, err

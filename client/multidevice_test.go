@@ -46,7 +46,14 @@ func linkDevice(t testing.TB, ts *testServer, primary *Client) (*Client, Config)
 		t.Fatalf("linking: %v", err)
 	}
 	cred, _ := base64.StdEncoding.DecodeString(resp.Credential)
+	pk, err := primary.profileKey(ctx) // as the provisioning message carries it
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = store.Update(ctx, func(tx *devicestore.Tx) error {
+		if err := tx.SetBlobSetting(ctx, settingProfileKey, pk); err != nil {
+			return err
+		}
 		return tx.SetAccount(ctx, devicestore.Account{AccountID: primary.self.AccountID, DeviceID: resp.DeviceID,
 			Username: primary.self.Username, ServerURL: ts.URL, Credential: cred})
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -153,8 +154,10 @@ func (c *Client) operate(ctx context.Context, localID int64, kind uint32, body, 
 	if err != nil {
 		return Message{}, err
 	}
-	if err := c.checkIdentity(ctx, peer); err != nil {
-		return Message{}, err
+	if !strings.HasPrefix(peer, groupPrefix) { // a group send checks each member
+		if err := c.checkIdentity(ctx, peer); err != nil {
+			return Message{}, err
+		}
 	}
 	var ids [][]byte
 	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {

@@ -39,6 +39,9 @@ const (
 	// EventMessageUpdated: a stored message was edited, deleted for
 	// everyone or reacted to (Message is its new state).
 	EventMessageUpdated
+	// EventGroupUpdated: a group was created, renamed or its members or
+	// admins changed (Group, GroupName, GroupChanges).
+	EventGroupUpdated
 )
 
 func (k EventKind) String() string {
@@ -53,6 +56,8 @@ func (k EventKind) String() string {
 		return "queue_empty"
 	case EventMessageUpdated:
 		return "message_updated"
+	case EventGroupUpdated:
+		return "group_updated"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -68,6 +73,11 @@ type Event struct {
 	SafetyNumber string
 	// Err says why a message was undecryptable (EventUndecryptable).
 	Err error
+	// Group is the group's id for group messages and EventGroupUpdated;
+	// GroupName and GroupChanges describe an EventGroupUpdated.
+	Group        string
+	GroupName    string
+	GroupChanges []GroupChange
 }
 
 // ReceiveOptions tune Receive.
@@ -302,8 +312,25 @@ func (c *Client) processBatch(ctx context.Context, batch []queuedEnvelope) ([][]
 
 // process handles one envelope inside the batch's transaction.
 func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protocol.Cipher, e queuedEnvelope) ([]Event, error) {
+	if e.Type == envelopeSealed {
+		u, from, err := c.unseal(ctx, tx, cipher, e.Content)
+		if err != nil {
+			// Nobody to ask again: the sender is inside what failed.
+			c.log.Info("sealed message dropped", "reason", sealedReason(err))
+			return []Event{{Kind: EventUndecryptable, Err: err}}, nil
+		}
+		switch u.Type {
+		case protocol.SenderKeyMessageType:
+			return c.processGroupMessage(ctx, tx, e, from, u)
+		case protocol.PreKeyMessageType, protocol.SignalMessageType:
+			e.Type, e.Content = uint8(u.Type), u.Contents
+			e.Sender, e.SenderDevice = from.Name, from.DeviceID
+		default:
+			return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: fmt.Errorf("%w: sealed content type %d", protocol.ErrInvalidMessage, u.Type)}}, nil
+		}
+	}
 	if e.Sender == "" || e.SenderDevice == 0 {
-		return []Event{{Kind: EventUndecryptable, Err: errors.New("sealed-sender messages are not supported yet")}}, nil
+		return []Event{{Kind: EventUndecryptable, Err: errors.New("an envelope without a sender that is not sealed")}}, nil
 	}
 	from := protocol.Address{Name: e.Sender, DeviceID: e.SenderDevice}
 	var (
@@ -431,14 +458,31 @@ func (c *Client) apply(ctx context.Context, tx *devicestore.Tx, from protocol.Ad
 		return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: err}}, nil
 	}
 	own := from.Name == c.self.AccountID
+	if ct.ProfileKey != nil && !own {
+		if err := tx.SetProfileKey(ctx, from.Name, ct.ProfileKey); err != nil {
+			return nil, err
+		}
+	}
 	switch {
-	case ct.Text != nil && !own:
+	case ct.Text != nil && !own && ct.Text.Group == nil:
 		if err := c.learnContact(ctx, tx, from.Name, ct.Text.SenderUsername); err != nil {
 			return nil, err
 		}
 		return c.store1(ctx, tx, from.Name, devicestore.Message{Sender: from.Name, SenderDevice: from.DeviceID,
 			MessageID: ct.Text.ID, Body: []byte(ct.Text.Body), SentAt: time.UnixMilli(ct.Text.SentAt), Status: devicestore.Incoming,
 			Counter: ct.Text.Counter, Origin: origin(from.Name, from.DeviceID)})
+	case ct.Sync != nil && own && strings.HasPrefix(ct.Sync.Destination, groupPrefix):
+		t := ct.Sync.Text
+		if _, err := parseGroupID(ct.Sync.Destination); err != nil || t.Group == nil {
+			return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: fmt.Errorf("%w: group transcript", ErrProtocol)}}, nil
+		}
+		return c.store1(ctx, tx, ct.Sync.Destination, devicestore.Message{Sender: c.self.AccountID, SenderDevice: from.DeviceID,
+			Outgoing: true, MessageID: t.ID, Body: []byte(t.Body), SentAt: time.UnixMilli(t.SentAt), Status: devicestore.Sent,
+			Counter: t.Counter, Origin: origin(from.Name, from.DeviceID)})
+	case ct.GroupOps != nil:
+		return c.applyGroupOps(ctx, tx, from, ct.GroupOps)
+	case ct.SenderKey != nil && !own:
+		return c.applySenderKey(ctx, tx, from, ct.SenderKey)
 	case ct.Sync != nil && own && ct.Sync.Destination != c.self.AccountID:
 		if err := c.learnContact(ctx, tx, ct.Sync.Destination, ct.Sync.DestinationUsername); err != nil {
 			return nil, err
@@ -507,16 +551,23 @@ func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m 
 // messageEvent reports a stored message as seen in the conversation with
 // peer, with its contact's username and its reactions.
 func (c *Client) messageEvent(ctx context.Context, tx *devicestore.Tx, kind EventKind, m devicestore.Message, peer string) ([]Event, error) {
+	group := ""
+	if strings.HasPrefix(peer, groupPrefix) {
+		group, peer = strings.TrimPrefix(peer, groupPrefix), m.Sender
+	}
 	name := ""
 	if ct, err := tx.Contact(ctx, peer); err == nil {
 		name = ct.Username
+	} else if peer == c.self.AccountID {
+		name = c.self.Username
 	}
 	msg := c.toMessage(m, peer, name)
+	msg.Group = group
 	var err error
 	if msg.Reactions, err = c.reactions(ctx, tx.Reactions, m); err != nil {
 		return nil, err
 	}
-	return []Event{{Kind: kind, Message: msg, Contact: name, ContactAccount: peer}}, nil
+	return []Event{{Kind: kind, Message: msg, Contact: name, ContactAccount: peer, Group: group}}, nil
 }
 
 // named fills in contacts' usernames.

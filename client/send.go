@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -58,6 +59,12 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 			return Message{}, err
 		}
 	}
+	// Our profile key rides along, so the peer can send to us sealed.
+	pk, err := c.profileKey(ctx)
+	if err != nil {
+		c.log.Warn("sending without a profile key", "reason", errorCode(err))
+		pk = nil
+	}
 	var local int64
 	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
 		st, err := c.stamp(ctx, tx)
@@ -65,7 +72,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 			return err
 		}
 		text1 := content.Text{ID: id, Body: text, SentAt: st.Time, Counter: st.Counter, SenderUsername: c.self.Username}
-		toPeer, err := content.Marshal(content.Content{Text: &text1})
+		toPeer, err := content.Marshal(content.Content{Text: &text1, ProfileKey: pk})
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 		}
@@ -199,7 +206,7 @@ func (c *Client) deliver(ctx context.Context, it devicestore.OutboxItem) error {
 		return err
 	}
 	var ice *IdentityChangedError
-	permanent := errors.Is(err, ErrNoSuchUser) || isCode(err, "envelope_too_large", "body_too_large")
+	permanent := errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrNotGroupMember) || isCode(err, "envelope_too_large", "body_too_large")
 	next := c.now().Add(backoff(it.Attempts))
 	var se *ServerError
 	switch {
@@ -263,12 +270,16 @@ func errorCode(err error) string {
 // and sends it, fixing the device list and retrying a few times when
 // the server says it changed.
 func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) error {
+	if strings.HasPrefix(it.Recipient, groupPrefix) {
+		return c.deliverGroup(ctx, it)
+	}
 	toSelf := it.Recipient == c.self.AccountID
 	if !toSelf {
 		if err := c.checkIdentity(ctx, it.Recipient); err != nil {
 			return err
 		}
 	}
+	noSealed := false
 	for attempt := 0; ; attempt++ {
 		devices, err := c.sessionDevices(ctx, it.Recipient)
 		if err != nil {
@@ -293,21 +304,46 @@ func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) erro
 				return err
 			}
 		}
+		// Sealed when we know the recipient's access key: the server
+		// then does not learn who sends.
+		var key, cert []byte
+		if !toSelf && !noSealed {
+			if key, err = c.sealedAccess(ctx, it.Recipient); err != nil {
+				return err
+			}
+			if key != nil {
+				if cert, err = c.senderCertificate(ctx); err != nil {
+					c.log.Warn("sending identified: no sender certificate", "reason", errorCode(err))
+					key = nil
+				}
+			}
+		}
 		req := sendRequest{MessageID: it.MessageID}
 		err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
 			req.Envelopes = req.Envelopes[:0]
 			for _, d := range devices {
 				addr := protocol.Address{Name: it.Recipient, DeviceID: d}
-				ct, err := cipher.Encrypt(ctx, addr, it.Payload)
-				if err != nil {
-					return err
+				var env envelopeJSON
+				if key != nil {
+					body, err := cipher.SealedEncrypt(ctx, addr, cert, it.Payload)
+					if err != nil {
+						return err
+					}
+					env = envelopeJSON{Type: envelopeSealed, Content: body}
+				} else {
+					ct, err := cipher.Encrypt(ctx, addr, it.Payload)
+					if err != nil {
+						return err
+					}
+					env = envelopeJSON{Type: uint8(ct.Type), Content: ct.Body}
 				}
 				rec, err := tx.LoadSession(ctx, addr)
 				if err != nil {
 					return err
 				}
-				reg, _ := rec.RemoteRegistrationID()
-				req.Envelopes = append(req.Envelopes, envelopeJSON{DeviceID: d, RegistrationID: reg, Type: uint8(ct.Type), Content: ct.Body})
+				env.DeviceID = d
+				env.RegistrationID, _ = rec.RemoteRegistrationID()
+				req.Envelopes = append(req.Envelopes, env)
 			}
 			return nil
 		})
@@ -319,7 +355,11 @@ func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) erro
 			return err
 		}
 		testHook("encrypted")
-		err = c.api.do(ctx, "PUT", "/v1/messages/"+it.Recipient, req, nil)
+		if key != nil {
+			err = c.sendSealed(ctx, it.Recipient, key, req)
+		} else {
+			err = c.api.do(ctx, "PUT", "/v1/messages/"+it.Recipient, req, nil)
+		}
 		if err == nil {
 			testHook("sent")
 			return nil
@@ -329,6 +369,13 @@ func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) erro
 			return err
 		}
 		switch se.Code {
+		case "access_denied":
+			// The recipient changed its profile key (or closed sealed
+			// delivery): forget it and send identified.
+			noSealed = true
+			if err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.ForgetProfileKey(ctx, it.Recipient) }); err != nil {
+				return err
+			}
 		case "device_mismatch":
 			if err := c.fixDevices(ctx, it.Recipient, se.Missing, se.Extra); err != nil {
 				return err
