@@ -77,6 +77,10 @@ func clamp(b []byte) []byte {
 	return b
 }
 
+// TrustRoot is the public key (33 bytes) that sender certificates chain
+// to; clients pin it.
+func (s *Server) TrustRoot() []byte { return s.cert.root.Public.Bytes() }
+
 type trustRootResponse struct {
 	TrustRoot b64    `json:"trust_root"`
 	KeyID     uint32 `json:"key_id"`

@@ -335,9 +335,15 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 			if ev.Kind == client.EventMessageUpdated {
 				typ = "message_updated"
 			}
-			printJSON(w, map[string]any{"type": typ, "id": m.ID, "conversation": m.Peer, "from": from, "outgoing": m.Outgoing,
+			obj := map[string]any{"type": typ, "id": m.ID, "conversation": m.Peer, "from": from, "outgoing": m.Outgoing,
 				"body": m.Body, "edited": m.Edited, "deleted": m.Deleted, "reactions": m.Reactions,
-				"sent_at": m.SentAt.UTC().Format(time.RFC3339Nano), "received_at": m.ReceivedAt.UTC().Format(time.RFC3339Nano)})
+				"sent_at": m.SentAt.UTC().Format(time.RFC3339Nano), "received_at": m.ReceivedAt.UTC().Format(time.RFC3339Nano)}
+			if m.Group != "" {
+				obj["group"], obj["conversation"] = m.Group, m.Group
+			}
+			printJSON(w, obj)
+		case client.EventGroupUpdated:
+			printJSON(w, map[string]any{"type": "group_updated", "group": ev.Group, "name": ev.GroupName, "by": who, "changes": ev.GroupChanges})
 		case client.EventIdentityChanged:
 			printJSON(w, map[string]any{"type": "identity_changed", "contact": who, "safety_number": ev.SafetyNumber})
 		case client.EventUndecryptable:
@@ -352,7 +358,20 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 		fmt.Fprintf(w, "! %s's safety number has changed (they reinstalled, or someone is intercepting). New number: %s\n"+
 			"  Messages to %s are held until you compare it and run: veil accept %s\n", who, ev.SafetyNumber, who, who)
 	case client.EventUndecryptable:
+		if who == "" {
+			fmt.Fprintln(w, "! a sealed message could not be opened (its sender is unknown)")
+			return
+		}
 		fmt.Fprintf(w, "! a message from %s could not be decrypted; they were asked to send it again\n", who)
+	case client.EventGroupUpdated:
+		for _, ch := range ev.GroupChanges {
+			switch ch.Kind {
+			case "created", "renamed":
+				fmt.Fprintf(w, "* group %q %s by %s\n", ch.Name, ch.Kind, who)
+			default:
+				fmt.Fprintf(w, "* group %q: %s %s\n", ev.GroupName, ch.Member, strings.ReplaceAll(ch.Kind, "_", " "))
+			}
+		}
 	}
 }
 
@@ -364,7 +383,12 @@ func formatMessage(m client.Message, updated bool) string {
 		name = m.PeerAccount
 	}
 	who := name
-	if m.Outgoing {
+	switch {
+	case m.Group != "" && m.Outgoing:
+		who = "you → group " + m.Group[:8]
+	case m.Group != "":
+		who = name + " → group " + m.Group[:8]
+	case m.Outgoing:
 		who = "you → " + name
 	}
 	body := m.Body

@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"delete":   {"delete one of your messages, for everyone", runDelete},
 	"react":    {"react to a message", runReact},
 	"read":     {"mark a conversation read on all your devices", runRead},
+	"group":    {"groups: create, send, add, remove, leave, rename, admin, list", runGroup},
 }
 
 // errUsage means the arguments were wrong; the usage text has been printed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,6 +58,8 @@ type serverFlags struct {
 	logLevel, logFormat, clientIPHeader                 string
 	shutdownTimeout                                     time.Duration
 	limits                                              server.Limits
+	senderCertTTL                                       time.Duration
+	certKeyID                                           uint
 }
 
 func newServerFlags() (*flag.FlagSet, *serverFlags) {
@@ -87,6 +90,10 @@ func newServerFlags() (*flag.FlagSet, *serverFlags) {
 	fs.Var(rateFlag{&l.Register}, "rate-register", "registrations per client address")
 	fs.Var(rateFlag{&l.Lookup}, "rate-lookup", "username lookups per account")
 	fs.Var(rateFlag{&l.Link}, "rate-link", "device links per account")
+	fs.Var(rateFlag{&l.SealedSend}, "rate-sealed", "sealed (senderless) sends per client address and recipient")
+	fs.Var(rateFlag{&l.SealedMulti}, "rate-sealed-multi", "sealed sender v2 (group) sends per client address")
+	fs.DurationVar(&f.senderCertTTL, "sender-cert-ttl", server.DefaultSenderCertTTL, "validity of issued sealed-sender certificates")
+	fs.UintVar(&f.certKeyID, "cert-key-id", 1, "id of the key that signs sender certificates (change it to rotate the key)")
 	return fs, f
 }
 
@@ -123,7 +130,11 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	cfg := server.Config{Store: st, Waker: waker, Secret: secret, Logger: log, Limits: f.limits, ClientIPHeader: f.clientIPHeader}
+	if f.certKeyID == 0 || f.certKeyID > 1<<32-1 {
+		return errors.New("--cert-key-id must be between 1 and 4294967295")
+	}
+	cfg := server.Config{Store: st, Waker: waker, Secret: secret, Logger: log, Limits: f.limits, ClientIPHeader: f.clientIPHeader,
+		SenderCertTTL: f.senderCertTTL, CertKeyID: uint32(f.certKeyID)}
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {
@@ -141,6 +152,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		waker.Close()
 		return err
 	}
+	log.Info("veil: sealed-sender trust root (clients pin it)", "trust_root", base64.StdEncoding.EncodeToString(srv.TrustRoot()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
