@@ -313,7 +313,11 @@ func (c *Client) groupOp(ctx context.Context, id [groups.IDSize]byte, build func
 		if _, err := tx.Conversation(ctx, groupPeer(id)); err != nil {
 			return err
 		}
-		one, err := content.Marshal(content.Content{GroupOps: &content.GroupOps{Group: id[:], Ops: [][]byte{enc}}, ProfileKey: pk})
+		names, err := c.memberNames(ctx, tx, after)
+		if err != nil {
+			return err
+		}
+		one, err := content.Marshal(content.Content{GroupOps: &content.GroupOps{Group: id[:], Ops: [][]byte{enc}, Members: names}, ProfileKey: pk})
 		if err != nil {
 			return err
 		}
@@ -325,7 +329,7 @@ func (c *Client) groupOp(ctx context.Context, id [groups.IDSize]byte, build func
 			}
 		}
 		if len(joined) > 0 {
-			if whole, err = c.encodeLog(id, log, pk); err != nil {
+			if whole, err = c.encodeLog(id, log, names, pk); err != nil {
 				return err
 			}
 		}
@@ -359,7 +363,7 @@ func (c *Client) groupOp(ctx context.Context, id [groups.IDSize]byte, build func
 }
 
 // encodeLog is the content that hands a new member a group's whole log.
-func (c *Client) encodeLog(id [groups.IDSize]byte, log *groups.Log, pk []byte) ([]byte, error) {
+func (c *Client) encodeLog(id [groups.IDSize]byte, log *groups.Log, names []content.Member, pk []byte) ([]byte, error) {
 	ops := log.Ops()
 	enc := make([][]byte, 0, len(ops))
 	for _, op := range ops {
@@ -369,8 +373,35 @@ func (c *Client) encodeLog(id [groups.IDSize]byte, log *groups.Log, pk []byte) (
 		}
 		enc = append(enc, b)
 	}
-	return content.Marshal(content.Content{GroupOps: &content.GroupOps{Group: id[:], Ops: enc}, ProfileKey: pk})
+	return content.Marshal(content.Content{GroupOps: &content.GroupOps{Group: id[:], Ops: enc, Members: names}, ProfileKey: pk})
 }
+
+// memberNames are the usernames this device knows for a group's members
+// (ourselves included), for the receivers to check and learn.
+func (c *Client) memberNames(ctx context.Context, tx *devicestore.Tx, st groups.State) ([]content.Member, error) {
+	var out []content.Member
+	for _, m := range st.Members {
+		if m == c.self.AccountID {
+			out = append(out, content.Member{Account: m, Username: c.self.Username})
+			continue
+		}
+		ct, err := tx.Contact(ctx, m)
+		if errors.Is(err, devicestore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ct.Username != "" {
+			out = append(out, content.Member{Account: m, Username: ct.Username})
+		}
+	}
+	return out, nil
+}
+
+// maxLearn bounds the member usernames one message makes us check with
+// the server (each is a lookup); the others are learned as they write.
+const maxLearn = 16
 
 // Groups lists the groups this device knows, by name.
 func (c *Client) Groups(ctx context.Context) ([]Group, error) {
@@ -859,6 +890,19 @@ func (c *Client) applyGroupOps(ctx context.Context, tx *devicestore.Tx, from pro
 		}
 	}
 	after := log.State()
+	learned := 0
+	for _, m := range g.Members {
+		if m.Account == c.self.AccountID || !after.IsMember(m.Account) || learned == maxLearn {
+			continue
+		}
+		if _, err := tx.Contact(ctx, m.Account); err == nil {
+			continue
+		}
+		learned++
+		if err := c.learnContact(ctx, tx, m.Account, m.Username); err != nil {
+			return nil, err
+		}
+	}
 	if len(fresh) > 0 && from.Name != c.self.AccountID {
 		if err := c.forwardOps(ctx, tx, id, log, after, from.Name, fresh); err != nil {
 			return nil, err
@@ -912,9 +956,10 @@ func (c *Client) forwardOps(ctx context.Context, tx *devicestore.Tx, id [groups.
 
 // GroupChange is one change to a group, as EventGroupUpdated reports it.
 type GroupChange struct {
-	Kind   string // created, renamed, joined, left, admin_granted, admin_revoked
-	Member string // account id (joined, left, admin changes)
-	Name   string // created, renamed
+	Kind     string // created, renamed, joined, left, admin_granted, admin_revoked
+	Member   string // account id (joined, left, admin changes)
+	Username string // the member's username, "" if unknown
+	Name     string // created, renamed
 }
 
 func changeName(k groups.ChangeKind) string {

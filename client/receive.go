@@ -573,6 +573,15 @@ func (c *Client) messageEvent(ctx context.Context, tx *devicestore.Tx, kind Even
 // named fills in contacts' usernames.
 func (c *Client) named(ctx context.Context, events []Event) []Event {
 	for i := range events {
+		for j, ch := range events[i].GroupChanges {
+			if ch.Member == c.self.AccountID {
+				events[i].GroupChanges[j].Username = c.self.Username
+			} else if ch.Member != "" {
+				if ct, err := c.store.Contact(ctx, ch.Member); err == nil {
+					events[i].GroupChanges[j].Username = ct.Username
+				}
+			}
+		}
 		if events[i].Contact == "" && events[i].ContactAccount != "" {
 			if ct, err := c.store.Contact(ctx, events[i].ContactAccount); err == nil {
 				events[i].Contact = ct.Username

@@ -369,7 +369,11 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 			case "created", "renamed":
 				fmt.Fprintf(w, "* group %q %s by %s\n", ch.Name, ch.Kind, who)
 			default:
-				fmt.Fprintf(w, "* group %q: %s %s\n", ev.GroupName, ch.Member, strings.ReplaceAll(ch.Kind, "_", " "))
+				name := ch.Username
+				if name == "" {
+					name = ch.Member
+				}
+				fmt.Fprintf(w, "* group %q: %s %s\n", ev.GroupName, name, strings.ReplaceAll(ch.Kind, "_", " "))
 			}
 		}
 	}

@@ -16,7 +16,9 @@
 //	}
 //	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5;
 //	                        bytes group = 6; /* 16-byte group id of a group message */ }
-//	message GroupOps      { bytes group = 1; repeated bytes ops = 2; /* groups.Op encodings */ }
+//	message GroupOps      { bytes group = 1; repeated bytes ops = 2; /* groups.Op encodings */
+//	                        repeated Member members = 3; /* usernames the sender knows for members */ }
+//	message Member        { string account = 1; string username = 2; }
 //	message SenderKey     { bytes group = 1; bytes distribution = 2; }
 //	message Op            { uint32 kind = 1; string target_sender = 2; bytes target_id = 3; string body = 4; string emoji = 5;
 //	                        int64 time = 6; uint32 counter = 7; string conversation = 8; }
@@ -91,6 +93,15 @@ type Content struct {
 type GroupOps struct {
 	Group []byte   // 16 bytes
 	Ops   [][]byte // encoded groups.Op
+	// Members are usernames the sender knows for members: claims the
+	// receiver checks with the server before it believes them.
+	Members []Member
+}
+
+// Member names a group member's account.
+type Member struct {
+	Account  string
+	Username string
 }
 
 // SenderKey hands the sender's sender key for a group to one recipient.
@@ -231,6 +242,13 @@ func Marshal(c Content) ([]byte, error) {
 		for _, op := range c.GroupOps.Ops {
 			r = protowire.AppendTag(r, 2, protowire.BytesType)
 			r = protowire.AppendBytes(r, op)
+		}
+		for _, m := range c.GroupOps.Members {
+			var e []byte
+			e = appendString(e, 1, m.Account)
+			e = appendString(e, 2, m.Username)
+			r = protowire.AppendTag(r, 3, protowire.BytesType)
+			r = protowire.AppendBytes(r, e)
 		}
 		b = protowire.AppendTag(b, 8, protowire.BytesType)
 		b = protowire.AppendBytes(b, r)
@@ -574,9 +592,30 @@ func parseGroupOps(b []byte) (GroupOps, error) {
 				return invalid("more than %d group operations", MaxGroupOps)
 			}
 			g.Ops = append(g.Ops, append([]byte(nil), v...))
+		case 3:
+			if len(g.Members) == MaxGroupOps {
+				return invalid("more than %d member names", MaxGroupOps)
+			}
+			var m Member
+			err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				if err := wantType(num, typ, protowire.BytesType); err != nil {
+					return err
+				}
+				switch num {
+				case 1:
+					m.Account = string(v)
+				case 2:
+					m.Username = string(v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			g.Members = append(g.Members, m)
 		}
 		return nil
-	}, 2)
+	}, 2, 3)
 	return g, err
 }
 
@@ -646,6 +685,14 @@ func (c Content) validate() error {
 		for _, op := range g.Ops {
 			if len(op) == 0 || len(op) > MaxOpBytes {
 				return invalid("group operation of %d bytes", len(op))
+			}
+		}
+		if len(g.Members) > MaxGroupOps {
+			return invalid("%d member names", len(g.Members))
+		}
+		for _, m := range g.Members {
+			if !validAccount(m.Account) || !validAccount(m.Username) {
+				return invalid("member name")
 			}
 		}
 		return nil

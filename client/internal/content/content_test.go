@@ -27,7 +27,7 @@ func samples() []Content {
 		{Read: &Read{Conversation: "b", Time: 8, Counter: 2}},
 		{Trust: &Trust{Account: "b", Key: id(9), Trust: 2, Time: 10, Counter: 1}},
 		{Text: &Text{ID: id(10), Body: "to the group", SentAt: 11, Group: id(11)}, ProfileKey: bytes.Repeat([]byte{7}, ProfileKeySize)},
-		{GroupOps: &GroupOps{Group: id(12), Ops: [][]byte{{1, 2, 3}, {4}}}},
+		{GroupOps: &GroupOps{Group: id(12), Ops: [][]byte{{1, 2, 3}, {4}}, Members: []Member{{Account: "a", Username: "alice"}, {Account: "b", Username: "bob"}}}},
 		{SenderKey: &SenderKey{Group: id(13), Distribution: []byte{0x33, 1, 2}}, ProfileKey: bytes.Repeat([]byte{8}, ProfileKeySize)},
 	}
 }
@@ -102,6 +102,7 @@ func TestInvalid(t *testing.T) {
 		"no ops":         {GroupOps: &GroupOps{Group: id(1)}},
 		"empty op":       {GroupOps: &GroupOps{Group: id(1), Ops: [][]byte{{}}}},
 		"sk no group":    {SenderKey: &SenderKey{Distribution: []byte{1}}},
+		"member no name": {GroupOps: &GroupOps{Group: id(1), Ops: [][]byte{{1}}, Members: []Member{{Account: "a"}}}},
 		"sk empty":       {SenderKey: &SenderKey{Group: id(1)}},
 	} {
 		if _, err := Marshal(c); !errors.Is(err, ErrInvalid) {
