@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -680,4 +681,44 @@ func FuzzParseMultiRecipient(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSealV2ManyRecipients goes through SealV2's parallel path (recipients
+// split over CPUs): the recipients keep their order and every share opens.
+func TestSealV2ManyRecipients(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Log("one CPU: SealV2 stays on its serial path")
+	}
+	ctx := context.Background()
+	alice := newDevice(t, newUUID(t))
+	var devs []*device
+	var addrs []protocol.Address
+	for range 50 {
+		d := newDevice(t, newUUID(t))
+		link(t, alice, d, false)
+		devs = append(devs, d)
+		addrs = append(addrs, d.addr)
+	}
+	cs := newCertSet(t, 1)
+	cert, _ := protocol.ParseSenderCertificate(cs.issue(t, alice, time.Now().Add(time.Hour)))
+	body, err := alice.cipher.SealV2(ctx, addrs, &protocol.UnidentifiedContent{Type: protocol.PlaintextContentType, Contents: []byte("p"), Sender: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := protocol.ParseMultiRecipient(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Recipients) != len(devs) {
+		t.Fatalf("%d recipients", len(m.Recipients))
+	}
+	for i, d := range devs {
+		if m.Recipients[i].String() != d.addr.Name || m.Recipients[i].Devices[0].RegistrationID != d.regID {
+			t.Fatalf("recipient %d is %s, want %s", i, m.Recipients[i], d.addr.Name)
+		}
+		u, err := d.cipher.Unseal(ctx, m.MessageFor(i))
+		if err != nil || u.Type != protocol.PlaintextContentType || string(u.Contents) != "p" {
+			t.Fatalf("recipient %d: %+v, %v", i, u, err)
+		}
+	}
 }
