@@ -24,7 +24,7 @@ var (
 	ErrRevokedCertificate = fmt.Errorf("%w: server certificate revoked", ErrInvalidCertificate)
 )
 
-// RevokedServerKeyIDs are the server key ids libsignal refuses whatever
+// revokedServerKeyIDs are the server key ids libsignal refuses whatever
 // the signatures say (0xDEADC357 is its test id for revocation). Validate
 // refuses these and any ids its caller adds.
 var revokedServerKeyIDs = []uint32{0xDEADC357}

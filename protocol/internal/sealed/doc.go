@@ -13,6 +13,14 @@
 // only in rejecting a known field that occurs twice. The binary v2 format
 // must have minimal varints.
 //
+// # Caches
+//
+// Two process-wide, bounded caches save public-key operations that repeat
+// from message to message without changing any result: the X25519
+// agreement between two identity keys ([StaticAgreement]) and the
+// signatures that verified ([VerifyCached]), keyed by a digest of the exact
+// key, message and signature.
+//
 // # Errors
 //
 // [ErrMalformed] is every decoding failure and [ErrVersion] an unknown
