@@ -215,6 +215,7 @@ func Run(ctx context.Context, o Options) error {
 		return errors.Join(err, fmtFound(found, "the server's files"))
 	}
 	fmt.Fprintf(out, "\nevery message pads to a multiple of 80 bytes before encryption, so sizes say little about the text\n")
+	fmt.Fprintf(out, "once each has the other's profile key (it rides inside the first messages), messages go sealed: the server stores no sender\n")
 	fmt.Fprintf(out, "searched the server's database files and both device stores for every plaintext: none found\n")
 	if o.Keep != "" {
 		fmt.Fprintf(out, "kept in %s; to read alice's device, for example:\n  veil messages --home %s --passphrase-file %s %s\n",
@@ -264,7 +265,12 @@ func queued(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: reading the server's envelope: %w", err)
 	}
-	kind := map[int]string{2: "SignalMessage", 3: "PreKeySignalMessage"}[typ]
+	kind := map[int]string{2: "Signal", 3: "PreKey", 6: "sealed"}[typ]
+	if hasSender {
+		kind += ", sender known"
+	} else {
+		kind += ", no sender"
+	}
 	return []string{
 		fmt.Sprintf("device %d: %d B, %s", dev, size, kind),
 		fmt.Sprintf("%x…", head),

@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("narration lacks %q or %q", sent, read)
 		}
 	}
-	for _, want := range []string{"PreKeySignalMessage", "SignalMessage", "none found", "they match", "veil messages --home"} {
+	for _, want := range []string{"PreKey, sender known", "sealed, no sender", "none found", "they match", "veil messages --home"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("narration lacks %q:\n%s", want, s)
 		}
