@@ -589,7 +589,6 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 	if !st.IsMember(c.self.AccountID) {
 		return ErrNotGroupMember
 	}
-	self := protocol.Address{Name: c.self.AccountID, DeviceID: c.self.DeviceID}
 	dist, err := c.ourSenderKey(ctx, id, st.Epoch)
 	if err != nil {
 		return err
@@ -652,33 +651,7 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 				keys[m] = k
 			}
 		}
-		var multi []byte
-		single := map[string][]envelopeJSON{}
-		err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
-			skm, err := protocol.NewGroupCipher(tx, c.rand).Encrypt(ctx, self, dist, it.Payload)
-			if err != nil {
-				return err
-			}
-			u := &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: skm, Sender: mustCert(cert), ContentHint: 2, GroupID: id[:]}
-			if len(sealedTo) > 0 {
-				if multi, err = cipher.SealV2(ctx, sealedTo, u); err != nil {
-					return err
-				}
-			}
-			for _, a := range oneByOne {
-				body, err := cipher.SealV1(ctx, a, u)
-				if err != nil {
-					return err
-				}
-				rec, err := tx.LoadSession(ctx, a)
-				if err != nil {
-					return err
-				}
-				reg, _ := rec.RemoteRegistrationID()
-				single[a.Name] = append(single[a.Name], envelopeJSON{DeviceID: a.DeviceID, RegistrationID: reg, Type: envelopeSealed, Content: body})
-			}
-			return nil
-		})
+		multi, single, err := c.sealGroup(ctx, id, dist, cert, it.Payload, sealedTo, oneByOne)
 		if err != nil {
 			return err
 		}
@@ -731,13 +704,48 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 	}
 }
 
-func mustCert(b []byte) *protocol.SenderCertificate {
-	c, err := protocol.ParseSenderCertificate(b)
+// sealGroup encrypts a group message once under our sender key and
+// seals it: one sealed sender v2 message for sealedTo, one v1 envelope
+// each for oneByOne (by account). The sender-key chain advances in the
+// same transaction.
+func (c *Client) sealGroup(ctx context.Context, id [groups.IDSize]byte, dist protocol.DistributionID, cert, payload []byte,
+	sealedTo, oneByOne []protocol.Address) (multi []byte, single map[string][]envelopeJSON, err error) {
+	self := protocol.Address{Name: c.self.AccountID, DeviceID: c.self.DeviceID}
+	sc, err := protocol.ParseSenderCertificate(cert)
 	if err != nil {
-		panic("client: a sender certificate checked before no longer parses")
+		return nil, nil, err
 	}
-	return c
+	single = map[string][]envelopeJSON{}
+	err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+		clear(single)
+		skm, err := protocol.NewGroupCipher(tx, c.rand).Encrypt(ctx, self, dist, payload)
+		if err != nil {
+			return err
+		}
+		u := &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: skm, Sender: sc,
+			ContentHint: protocol.ContentHintImplicit, GroupID: id[:]}
+		if len(sealedTo) > 0 {
+			if multi, err = cipher.SealV2(ctx, sealedTo, u); err != nil {
+				return err
+			}
+		}
+		for _, a := range oneByOne {
+			body, err := cipher.SealV1(ctx, a, u)
+			if err != nil {
+				return err
+			}
+			rec, err := tx.LoadSession(ctx, a)
+			if err != nil {
+				return err
+			}
+			reg, _ := rec.RemoteRegistrationID()
+			single[a.Name] = append(single[a.Name], envelopeJSON{DeviceID: a.DeviceID, RegistrationID: reg, Type: envelopeSealed, Content: body})
+		}
+		return nil
+	})
+	return multi, single, err
 }
+
 
 // ourSenderKey returns this device's distribution id for the group at
 // this membership epoch: a new one (so a new sender key) when the epoch
