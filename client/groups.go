@@ -746,7 +746,6 @@ func (c *Client) sealGroup(ctx context.Context, id [groups.IDSize]byte, dist pro
 	return multi, single, err
 }
 
-
 // ourSenderKey returns this device's distribution id for the group at
 // this membership epoch: a new one (so a new sender key) when the epoch
 // moved on since the last, which forgets who held the old key.
