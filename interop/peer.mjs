@@ -520,6 +520,23 @@ async function bench(req) {
       seconds = (performance.now() - t0) / 1000;
       break;
     }
+    case 'sender_key': {
+      // Sender keys: groupEncrypt by A, groupDecrypt by B, message by
+      // message, after B processed A's distribution message.
+      const alice = newDevice(1);
+      const bob = newDevice(2);
+      const aAddr = ProtocolAddress.new('9d0652a3-dcc3-4d11-975f-74d61598733f', 1);
+      const dist = 'd1d1d1d1-7000-11eb-b32a-33b8a8a487a6';
+      const skdm = await SenderKeyDistributionMessage.create(aAddr, dist, alice.senderKeys);
+      await SignalClient.processSenderKeyDistributionMessage(aAddr, skdm, bob.senderKeys);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const m = await SignalClient.groupEncrypt(aAddr, dist, alice.senderKeys, payload);
+        await SignalClient.groupDecrypt(aAddr, bob.senderKeys, m.serialize());
+      }
+      seconds = (performance.now() - t0) / 1000;
+      break;
+    }
     default:
       throw new RequestError(`unknown bench op ${JSON.stringify(req.op)}`);
   }

@@ -1,6 +1,8 @@
-// Package protocol is the Signal protocol for one-to-one sessions —
-// PQXDH session setup and the Double Ratchet — wire-compatible with
-// libsignal (checked against @signalapp/libsignal-client 0.90.0).
+// Package protocol is the Signal protocol — PQXDH session setup and the
+// Double Ratchet for one-to-one sessions, sender keys for groups, and
+// sealed sender (v1 and the multi-recipient v2) with sender and server
+// certificates — wire-compatible with libsignal (checked against
+// @signalapp/libsignal-client 0.90.0).
 //
 // It performs no I/O. Keys, sessions and identities live in stores the
 // caller implements ([IdentityStore], [PreKeyStore], [SignedPreKeyStore],
@@ -25,6 +27,26 @@
 // responder's [Cipher.Decrypt] sets its side of the session up from them.
 // Messages may arrive out of order, late (within libsignal's limits) or
 // twice: a duplicate returns [ErrDuplicateMessage] and changes nothing.
+//
+// # Groups
+//
+// A [GroupCipher] over a [SenderKeyStore] gives each sending device a
+// sender key per group ([DistributionID]): [GroupCipher.NewDistribution]
+// makes the SenderKeyDistributionMessage members process with
+// [GroupCipher.ProcessDistribution]; [GroupCipher.Encrypt] then encrypts a
+// message once for everyone, signed with XEdDSA. [GroupCipher.Rotate]
+// starts a new chain (after a member leaves).
+//
+// # Sealed sender
+//
+// [Cipher.SealedEncrypt] and [Cipher.SealV1] hide the sender of a message
+// from the server inside an [UnidentifiedContent] carrying a
+// [SenderCertificate] ([IssueSenderCertificate], signed by a server key
+// that a [ServerCertificate] from the trust root vouches for);
+// [Cipher.SealV2] seals one message for many recipients, which a server
+// splits with [ParseMultiRecipient]. [Cipher.Unseal] opens either;
+// [SenderCertificate.Validate] checks the chain, expiry and revoked keys,
+// and [Cipher.SealedDecrypt] does all of it for a one-to-one message.
 //
 // # Failures
 //

@@ -98,9 +98,15 @@ type InMemoryStore struct {
 	kyber      map[uint32]KyberPreKeyRecord
 	sessions   map[Address]*SessionRecord
 	lastResort map[string]bool // uses of last-resort keys: Kyber id/signed prekey id/base key
+
+	// Sender-key records (groups).
+	*InMemorySenderKeyStore
 }
 
-var _ AllStores = (*InMemoryStore)(nil)
+var (
+	_ AllStores      = (*InMemoryStore)(nil)
+	_ SenderKeyStore = (*InMemoryStore)(nil)
+)
 
 // NewInMemoryStore returns an empty store for the given identity.
 func NewInMemoryStore(identity IdentityKeyPair, registrationID uint32) *InMemoryStore {
@@ -113,6 +119,8 @@ func NewInMemoryStore(identity IdentityKeyPair, registrationID uint32) *InMemory
 		kyber:      map[uint32]KyberPreKeyRecord{},
 		sessions:   map[Address]*SessionRecord{},
 		lastResort: map[string]bool{},
+
+		InMemorySenderKeyStore: NewInMemorySenderKeyStore(),
 	}
 }
 
