@@ -633,22 +633,26 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 			return err
 		}
 		keys := map[string][]byte{}
-		var sealedTo, oneByOne []protocol.Address
+		var withKey []string
+		var oneByOne []protocol.Address
 		for _, m := range others {
 			k, err := c.sealedAccess(ctx, m)
 			if err != nil {
 				return err
 			}
-			for _, d := range devices[m] {
-				a := protocol.Address{Name: m, DeviceID: d}
-				if k != nil {
-					sealedTo = append(sealedTo, a)
-				} else {
-					oneByOne = append(oneByOne, a)
-				}
-			}
 			if k != nil {
 				keys[m] = k
+				withKey = append(withKey, m)
+				continue
+			}
+			for _, d := range devices[m] {
+				oneByOne = append(oneByOne, protocol.Address{Name: m, DeviceID: d})
+			}
+		}
+		var sealedTo []protocol.SealRecipient
+		if len(withKey) > 0 {
+			if sealedTo, err = c.store.SealRecipients(ctx, withKey, protocol.Address{}); err != nil {
+				return err
 			}
 		}
 		multi, single, err := c.sealGroup(ctx, id, dist, cert, it.Payload, sealedTo, oneByOne)
@@ -709,7 +713,7 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 // each for oneByOne (by account). The sender-key chain advances in the
 // same transaction.
 func (c *Client) sealGroup(ctx context.Context, id [groups.IDSize]byte, dist protocol.DistributionID, cert, payload []byte,
-	sealedTo, oneByOne []protocol.Address) (multi []byte, single map[string][]envelopeJSON, err error) {
+	sealedTo []protocol.SealRecipient, oneByOne []protocol.Address) (multi []byte, single map[string][]envelopeJSON, err error) {
 	self := protocol.Address{Name: c.self.AccountID, DeviceID: c.self.DeviceID}
 	sc, err := protocol.ParseSenderCertificate(cert)
 	if err != nil {
@@ -725,7 +729,7 @@ func (c *Client) sealGroup(ctx context.Context, id [groups.IDSize]byte, dist pro
 		u := &protocol.UnidentifiedContent{Type: protocol.SenderKeyMessageType, Contents: skm, Sender: sc,
 			ContentHint: protocol.ContentHintImplicit, GroupID: id[:]}
 		if len(sealedTo) > 0 {
-			if multi, err = cipher.SealV2(ctx, sealedTo, u); err != nil {
+			if multi, err = cipher.SealV2To(ctx, sealedTo, u); err != nil {
 				return err
 			}
 		}

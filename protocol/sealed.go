@@ -395,15 +395,8 @@ func (c *Cipher) SealedDecrypt(ctx context.Context, body []byte, trustRoot Publi
 // per recipient (one when the identity agreement is cached), is spread
 // over the available CPUs.
 func (c *Cipher) SealV2(ctx context.Context, recipients []Address, u *UnidentifiedContent) ([]byte, error) {
-	in, err := u.internal()
-	if err != nil {
-		return nil, err
-	}
-	if len(recipients) == 0 {
-		return nil, fmt.Errorf("%w: no recipients", ErrInvalidAddress)
-	}
-	var groups []sealed.V2Recipient
-	for i, a := range recipients {
+	to := make([]SealRecipient, 0, len(recipients))
+	for _, a := range recipients {
 		rec, err := c.loadSession(ctx, a)
 		if err != nil {
 			return nil, err
@@ -412,16 +405,49 @@ func (c *Cipher) SealV2(ctx context.Context, recipients []Address, u *Unidentifi
 			return nil, fmt.Errorf("%w with %s", ErrNoSession, a)
 		}
 		st := rec.r.Current
+		to = append(to, SealRecipient{Address: a, IdentityKey: PublicKey{b: st.RemoteIdentity}, RegistrationID: st.RemoteRegistrationID})
+	}
+	return c.SealV2To(ctx, to, u)
+}
+
+// SealRecipient is one recipient device of [Cipher.SealV2To]: its address,
+// its account's identity key and its registration id, as its session has
+// them.
+type SealRecipient struct {
+	Address        Address
+	IdentityKey    PublicKey
+	RegistrationID uint32
+}
+
+// SealV2To is [Cipher.SealV2] for a caller that already knows each
+// recipient device's identity key and registration id (a store can keep
+// them beside the sessions and spare loading every session record). They
+// must be those of the current sessions, or the recipients cannot open
+// their shares.
+func (c *Cipher) SealV2To(ctx context.Context, recipients []SealRecipient, u *UnidentifiedContent) ([]byte, error) {
+	in, err := u.internal()
+	if err != nil {
+		return nil, err
+	}
+	if len(recipients) == 0 {
+		return nil, fmt.Errorf("%w: no recipients", ErrInvalidAddress)
+	}
+	var groups []sealed.V2Recipient
+	for i, r := range recipients {
+		a := r.Address
 		if a.DeviceID == 0 || a.DeviceID > 127 {
 			return nil, fmt.Errorf("%w: device id of %s not in 1–127", ErrInvalidAddress, a)
 		}
-		if st.RemoteRegistrationID > sealed.RegistrationIDMask {
-			return nil, fmt.Errorf("%w: registration id %d of %s does not fit 14 bits", ErrInvalidAddress, st.RemoteRegistrationID, a)
+		if r.RegistrationID > sealed.RegistrationIDMask {
+			return nil, fmt.Errorf("%w: registration id %d of %s does not fit 14 bits", ErrInvalidAddress, r.RegistrationID, a)
 		}
-		dev := sealed.V2Device{DeviceID: uint8(a.DeviceID), RegistrationID: uint16(st.RemoteRegistrationID)}
-		if i > 0 && recipients[i-1].Name == a.Name {
+		if r.IdentityKey.IsZero() {
+			return nil, fmt.Errorf("%w: no identity key for %s", ErrInvalidKey, a)
+		}
+		dev := sealed.V2Device{DeviceID: uint8(a.DeviceID), RegistrationID: uint16(r.RegistrationID)}
+		if i > 0 && recipients[i-1].Address.Name == a.Name {
 			g := &groups[len(groups)-1]
-			if subtle.ConstantTimeCompare(g.Identity[:], st.RemoteIdentity[:]) != 1 {
+			if subtle.ConstantTimeCompare(g.Identity[:], r.IdentityKey.b[:]) != 1 {
 				return nil, fmt.Errorf("%w: devices of %s have different identity keys", ErrInvalidAddress, a.Name)
 			}
 			g.Devices = append(g.Devices, dev)
@@ -431,7 +457,7 @@ func (c *Cipher) SealV2(ctx context.Context, recipients []Address, u *Unidentifi
 		if !ok {
 			return nil, fmt.Errorf("%w: sealed sender v2 needs the recipient's ACI, not %q", ErrInvalidAddress, a.Name)
 		}
-		groups = append(groups, sealed.V2Recipient{Kind: sealed.KindACI, UUID: id, Identity: st.RemoteIdentity, Devices: []sealed.V2Device{dev}})
+		groups = append(groups, sealed.V2Recipient{Kind: sealed.KindACI, UUID: id, Identity: r.IdentityKey.b, Devices: []sealed.V2Device{dev}})
 	}
 	ours, err := c.sealedIdentity(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package devicestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -439,10 +440,88 @@ func (r reader) SessionDevices(ctx context.Context, name string) ([]uint32, erro
 func (t *Tx) StoreSession(ctx context.Context, addr protocol.Address, rec *protocol.SessionRecord) error {
 	b := rec.Marshal()
 	defer clear(b)
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (name, device_id, record, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name, device_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`,
-		addr.Name, addr.DeviceID, b, ms(t.now()))
+	var (
+		reg any
+		ik  []byte
+	)
+	if id, ok := rec.RemoteRegistrationID(); ok {
+		reg = id
+	}
+	if key, ok := rec.RemoteIdentity(); ok {
+		ik = key.Bytes()
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO sessions (name, device_id, record, updated_at, registration_id, identity_key) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name, device_id) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at,
+			registration_id = excluded.registration_id, identity_key = excluded.identity_key`,
+		addr.Name, addr.DeviceID, b, ms(t.now()), reg, ik)
 	return dbErr("storing session", err)
+}
+
+// SealRecipients returns, for every session with a device of the given
+// accounts (but not skip), what sealing for it needs: its address, the
+// session's identity key and registration id — from the columns kept
+// beside the record, or from the record itself for sessions stored
+// before them. Devices of an account are adjacent, in device order.
+func (r reader) SealRecipients(ctx context.Context, accounts []string, skip protocol.Address) ([]protocol.SealRecipient, error) {
+	list, err := json.Marshal(accounts)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT name, device_id, registration_id, identity_key FROM sessions
+		WHERE name IN (SELECT value FROM json_each(?)) ORDER BY name, device_id`, string(list))
+	if err != nil {
+		return nil, dbErr("listing sessions", err)
+	}
+	var (
+		out []protocol.SealRecipient
+		old []protocol.Address
+	)
+	for rows.Next() {
+		var (
+			sr  protocol.SealRecipient
+			reg sql.NullInt64
+			ik  []byte
+		)
+		if err := rows.Scan(&sr.Address.Name, &sr.Address.DeviceID, &reg, &ik); err != nil {
+			rows.Close()
+			return nil, dbErr("listing sessions", err)
+		}
+		if sr.Address == skip {
+			continue
+		}
+		key, kerr := protocol.ParsePublicKey(ik)
+		if !reg.Valid || kerr != nil {
+			old = append(old, sr.Address)
+			out = append(out, sr) // filled in below
+			continue
+		}
+		sr.IdentityKey, sr.RegistrationID = key, uint32(reg.Int64)
+		out = append(out, sr)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, dbErr("listing sessions", err)
+	}
+	if len(old) == 0 {
+		return out, nil
+	}
+	kept := out[:0]
+	for _, sr := range out {
+		if sr.IdentityKey.IsZero() {
+			rec, err := r.LoadSession(ctx, sr.Address)
+			if err != nil {
+				return nil, err
+			}
+			reg, ok1 := rec.RemoteRegistrationID()
+			key, ok2 := rec.RemoteIdentity()
+			if !ok1 || !ok2 {
+				continue // no current state: not a device we can seal for
+			}
+			sr.IdentityKey, sr.RegistrationID = key, reg
+		}
+		kept = append(kept, sr)
+	}
+	return kept, nil
 }
 
 // DeleteSession removes the session with addr (e.g. a removed device).
