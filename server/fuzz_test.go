@@ -166,3 +166,37 @@ func FuzzParseLinking(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMulti: the sealed sender v2 send decoder (JSON around
+// libsignal's multi-recipient format) never panics, and what it accepts
+// addresses at least one device, each recipient once, with access keys
+// only for addressed accounts.
+func FuzzParseMulti(f *testing.F) {
+	f.Add([]byte(`{"message_id":"AAAAAAAAAAAAAAAAAAAAAA==","message":"Ig==","access_keys":{}}`))
+	f.Add([]byte(`{"message_id":"AAAAAAAAAAAAAAAAAAAAAA==","message":"` + sealedV2Seed + `"}`))
+	f.Add([]byte(`{"message_id":"AAAAAAAAAAAAAAAAAAAAAA==","message":"` + sealedV2Seed + `","access_keys":{"9d0652a3-dcc3-4d11-975f-74d61598733f":"AAAAAAAAAAAAAAAAAAAAAA=="}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, e := parseMulti(in, 6)
+		if e != nil {
+			if e.status >= 500 {
+				t.Fatalf("a client's bytes made a %d", e.status)
+			}
+			return
+		}
+		if len(p.rcpts) == 0 {
+			t.Fatal("accepted a send to nobody")
+		}
+		seen := map[[16]byte]bool{}
+		for _, rc := range p.rcpts {
+			if seen[rc.account] || len(rc.envs) == 0 || len(rc.envs) > 6 {
+				t.Fatalf("recipient %v: %d envelopes, seen %v", rc.account, len(rc.envs), seen[rc.account])
+			}
+			seen[rc.account] = true
+		}
+		for acc := range p.keys {
+			if !seen[acc] {
+				t.Fatal("an access key for an account the message does not address")
+			}
+		}
+	})
+}

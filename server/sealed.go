@@ -263,65 +263,11 @@ func (s *Server) handleSealedMulti(w http.ResponseWriter, r *http.Request, _ pri
 	if ae != nil {
 		return ae
 	}
-	var req multiRequest
-	if e := decodeStrict(body, &req); e != nil {
-		return e
+	req, ae := parseMulti(body, s.lim.MaxDevices)
+	if ae != nil {
+		return ae
 	}
-	if len(req.MessageID) != 16 {
-		return badRequest("invalid_field", "Field \"message_id\" must be 16 bytes (24 characters of base64).")
-	}
-	msg, err := protocol.ParseMultiRecipient(req.Message)
-	if err != nil {
-		return badRequest("invalid_message", "Field \"message\" is not a sealed sender v2 message.")
-	}
-	type recipient struct {
-		account store.AccountID
-		index   int
-		envs    []store.OutgoingEnvelope
-	}
-	var rcpts []recipient
-	seen := map[store.AccountID]bool{}
-	devices := 0
-	for i, mr := range msg.Recipients {
-		if len(mr.Devices) == 0 {
-			continue // an excluded recipient: nothing to deliver
-		}
-		acc := store.AccountID(mr.ServiceID)
-		if seen[acc] {
-			return badRequest("invalid_message", "The message names a recipient twice.")
-		}
-		seen[acc] = true
-		if len(mr.Devices) > s.lim.MaxDevices {
-			return badRequest("invalid_message", "A recipient has more devices than an account can have.")
-		}
-		rc := recipient{account: acc, index: i}
-		content := msg.MessageFor(i)
-		if len(content) > MaxEnvelopeBytes {
-			return newError(http.StatusRequestEntityTooLarge, "envelope_too_large", "A recipient's share is larger than %d bytes.", MaxEnvelopeBytes)
-		}
-		for _, d := range mr.Devices {
-			if d.DeviceID == 0 {
-				return badRequest("invalid_message", "The message names device 0.")
-			}
-			rc.envs = append(rc.envs, store.OutgoingEnvelope{DeviceID: d.DeviceID, RegistrationID: d.RegistrationID, Type: EnvelopeSealed, Content: content})
-		}
-		devices += len(rc.envs)
-		rcpts = append(rcpts, rc)
-	}
-	if len(rcpts) == 0 || devices > maxMultiRecipients {
-		return badRequest("invalid_message", "The message must address between 1 and %d devices.", maxMultiRecipients)
-	}
-	if len(req.AccessKeys) > len(rcpts) {
-		return badRequest("invalid_field", "Field \"access_keys\" names accounts the message does not address.")
-	}
-	keys := make(map[store.AccountID][]byte, len(req.AccessKeys))
-	for k, v := range req.AccessKeys {
-		acc, ok := parseAccountID(k)
-		if !ok || !seen[acc] || len(v) != AccessKeyLen {
-			return badRequest("invalid_field", "Field \"access_keys\" must map addressed account ids to %d-byte keys.", AccessKeyLen)
-		}
-		keys[acc] = v
-	}
+	rcpts, keys, msgID := req.rcpts, req.keys, req.messageID
 	if err := s.limit(r.Context(), "sealed_multi", s.lim.SealedMulti, []byte(s.clientAddr(r))); err != nil {
 		return err
 	}
@@ -363,7 +309,7 @@ func (s *Server) handleSealedMulti(w http.ResponseWriter, r *http.Request, _ pri
 		wg.Go(func() {
 			defer func() { <-sem }()
 			snd := store.Send{Recipient: rc.account, Envelopes: rc.envs, Now: now, MaxQueue: s.lim.MaxQueue}
-			copy(snd.MessageID[:], req.MessageID)
+			snd.MessageID = msgID
 			res, err := s.st.Deliver(ctx, snd)
 			var mm *store.DeviceMismatchError
 			mu.Lock()
@@ -402,6 +348,86 @@ func (s *Server) handleSealedMulti(w http.ResponseWriter, r *http.Request, _ pri
 	sort.Strings(dups)
 	writeJSON(w, http.StatusOK, multiResponse{Duplicate: dups})
 	return nil
+}
+
+// multiRecipient is one recipient account of a sealed sender v2 send and
+// the envelopes for its devices.
+type multiRecipient struct {
+	account store.AccountID
+	envs    []store.OutgoingEnvelope
+}
+
+// parsedMulti is a validated sealed sender v2 send.
+type parsedMulti struct {
+	messageID [16]byte
+	rcpts     []multiRecipient
+	keys      map[store.AccountID][]byte
+}
+
+// parseMulti decodes and validates a sealed sender v2 send: the JSON, the
+// v2 message (libsignal's format) and the access keys, which must name
+// addressed accounts.
+func parseMulti(body []byte, maxDevices int) (*parsedMulti, *apiError) {
+	var req multiRequest
+	if e := decodeStrict(body, &req); e != nil {
+		return nil, e
+	}
+	if len(req.MessageID) != 16 {
+		return nil, badRequest("invalid_field", "Field \"message_id\" must be 16 bytes (24 characters of base64).")
+	}
+	msg, err := protocol.ParseMultiRecipient(req.Message)
+	if err != nil {
+		return nil, badRequest("invalid_message", "Field \"message\" is not a sealed sender v2 message.")
+	}
+	var rcpts []multiRecipient
+	seen := map[store.AccountID]bool{}
+	devices := 0
+	for i, mr := range msg.Recipients {
+		if len(mr.Devices) == 0 {
+			continue // an excluded recipient: nothing to deliver
+		}
+		if mr.Kind != protocol.ACI {
+			return nil, badRequest("invalid_message", "Veil accounts are addressed by their ACI; the message names another kind of identifier.")
+		}
+		acc := store.AccountID(mr.ServiceID)
+		if seen[acc] {
+			return nil, badRequest("invalid_message", "The message names a recipient twice.")
+		}
+		seen[acc] = true
+		if len(mr.Devices) > maxDevices {
+			return nil, badRequest("invalid_message", "A recipient has more devices than an account can have.")
+		}
+		rc := multiRecipient{account: acc}
+		content := msg.MessageFor(i)
+		if len(content) > MaxEnvelopeBytes {
+			return nil, newError(http.StatusRequestEntityTooLarge, "envelope_too_large", "A recipient's share is larger than %d bytes.", MaxEnvelopeBytes)
+		}
+		for _, d := range mr.Devices {
+			if d.DeviceID == 0 {
+				return nil, badRequest("invalid_message", "The message names device 0.")
+			}
+			rc.envs = append(rc.envs, store.OutgoingEnvelope{DeviceID: d.DeviceID, RegistrationID: d.RegistrationID, Type: EnvelopeSealed, Content: content})
+		}
+		devices += len(rc.envs)
+		rcpts = append(rcpts, rc)
+	}
+	if len(rcpts) == 0 || devices > maxMultiRecipients {
+		return nil, badRequest("invalid_message", "The message must address between 1 and %d devices.", maxMultiRecipients)
+	}
+	if len(req.AccessKeys) > len(rcpts) {
+		return nil, badRequest("invalid_field", "Field \"access_keys\" names accounts the message does not address.")
+	}
+	keys := make(map[store.AccountID][]byte, len(req.AccessKeys))
+	for k, v := range req.AccessKeys {
+		acc, ok := parseAccountID(k)
+		if !ok || !seen[acc] || len(v) != AccessKeyLen {
+			return nil, badRequest("invalid_field", "Field \"access_keys\" must map addressed account ids to %d-byte keys.", AccessKeyLen)
+		}
+		keys[acc] = v
+	}
+	out := &parsedMulti{rcpts: rcpts, keys: keys}
+	copy(out.messageID[:], req.MessageID)
+	return out, nil
 }
 
 // maxMultiBody bounds a sealed sender v2 send: the shared ciphertext and a
