@@ -241,9 +241,10 @@ type lookupResponse struct {
 }
 
 type bundlesResponse struct {
-	AccountID   string         `json:"account_id"`
-	IdentityKey []byte         `json:"identity_key"`
-	Devices     []bundleDevice `json:"devices"`
+	AccountID        string         `json:"account_id"`
+	IdentityKey      []byte         `json:"identity_key"`
+	Devices          []bundleDevice `json:"devices"`
+	SealedFromAnyone bool           `json:"sealed_from_anyone"`
 }
 
 type bundleDevice struct {

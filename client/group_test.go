@@ -313,3 +313,60 @@ func TestGroupConcurrentChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupLeaveAndLimit: a member who leaves stops receiving, the others
+// see it; the configured size limit holds.
+func TestGroupLeaveAndLimit(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, "sqlite")
+	cfg := testConfig(t.TempDir()+"/alice", ts.URL)
+	cfg.GroupLimit = 3
+	alice, err := Register(ctx, cfg, uniqueName("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, _ := register(t, ts, "bob")
+	carol, _ := register(t, ts, "carol")
+	dave, _ := register(t, ts, "dave")
+	if _, err := alice.CreateGroup(ctx, "too big", bob.Self().Username, carol.Self().Username, dave.Self().Username); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("creating 4 members with a limit of 3: %v", err)
+	}
+	g, err := alice.CreateGroup(ctx, "three", bob.Self().Username, carol.Self().Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddGroupMembers(ctx, g.ID, dave.Self().Username); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("adding a 4th member: %v", err)
+	}
+	drain(t, bob)
+	drain(t, carol)
+	if err := bob.LeaveGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs := drain(t, alice)
+	var left bool
+	for _, ev := range evs {
+		for _, ch := range ev.GroupChanges {
+			if ch.Kind == "left" && ch.Member == bob.Self().AccountID {
+				left = true
+			}
+		}
+	}
+	if !left {
+		t.Fatalf("alice did not see bob leave: %+v", evs)
+	}
+	drain(t, carol)
+	if _, err := alice.SendGroup(ctx, g.ID, "without bob"); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := groupEvents(drain(t, carol)); !slices.Equal(msgs, []string{"without bob"}) {
+		t.Fatalf("carol: %q", msgs)
+	}
+	if msgs, _ := groupEvents(drain(t, bob)); len(msgs) != 0 {
+		t.Fatalf("bob received %q after leaving", msgs)
+	}
+	if got, _ := bob.Group(ctx, g.ID); got.Member || len(got.Members) != 2 {
+		t.Fatalf("bob's view after leaving: %+v", got)
+	}
+}

@@ -641,7 +641,9 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 				return err
 			}
 			if k != nil {
-				keys[m] = k
+				if len(k) > 0 {
+					keys[m] = k
+				}
 				withKey = append(withKey, m)
 				continue
 			}

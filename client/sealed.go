@@ -28,6 +28,9 @@ const (
 	settingProfileKey = "profile_key"
 	settingTrustRoot  = "trust_root"
 	settingSenderCert = "sender_certificate"
+	// settingAnyone+account is 1 when that account takes sealed messages
+	// without an access key (as its last bundles said).
+	settingAnyone = "sealed_from_anyone:"
 	// certRefresh: a cached sender certificate is replaced when it has
 	// less than this left.
 	certRefresh = time.Hour
@@ -205,12 +208,17 @@ func (c *Client) senderCertificate(ctx context.Context) ([]byte, error) {
 	return resp.Certificate, err
 }
 
-// sealedAccess returns the access key for sending sealed to account, or
-// nil when we do not know its profile key (then we send identified).
+// sealedAccess returns the access key for sending sealed to account; an
+// empty (non-nil) key when we lack its profile key but it takes sealed
+// messages from anyone; nil when we can only send identified.
 func (c *Client) sealedAccess(ctx context.Context, account string) ([]byte, error) {
 	pk, err := c.store.ProfileKey(ctx, account)
 	if errors.Is(err, devicestore.ErrNotFound) {
-		return nil, nil
+		anyone, _, err := c.store.Setting(ctx, settingAnyone+account)
+		if err != nil || anyone != 1 {
+			return nil, err
+		}
+		return []byte{}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -218,9 +226,21 @@ func (c *Client) sealedAccess(ctx context.Context, account string) ([]byte, erro
 	return accessKey(pk)
 }
 
-// sendSealed PUTs a sealed send with the recipient's access key.
+// sendSealed PUTs a sealed send with the recipient's access key (none
+// for a recipient that takes sealed messages from anyone).
 func (c *Client) sendSealed(ctx context.Context, account string, key []byte, req sendRequest) error {
-	return c.api.doWith(ctx, "PUT", "/v1/sealed/"+account, map[string]string{"Unidentified-Access-Key": base64.StdEncoding.EncodeToString(key)}, req, nil)
+	h := anonymous
+	if len(key) > 0 {
+		h = map[string]string{"Unidentified-Access-Key": base64.StdEncoding.EncodeToString(key)}
+	}
+	return c.api.doWith(ctx, "PUT", "/v1/sealed/"+account, h, req, nil)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // unseal opens a sealed envelope's outer layer and checks its sender

@@ -136,3 +136,44 @@ func TestTrustRootPinned(t *testing.T) {
 		t.Fatalf("pinned %x, %v, %v; server shows %x", root, ok, err, ts.srv.TrustRoot())
 	}
 }
+
+// TestSealedFromAnyone: an account that takes sealed messages from anyone
+// gets them sealed even from a stranger who lacks its profile key.
+func TestSealedFromAnyone(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, "sqlite")
+	alice, _ := register(t, ts, "alice")
+	if err := alice.SetSealedFromAnyone(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	count := &sealedCounter{base: http.DefaultTransport}
+	cfg := testConfig(filepath.Join(t.TempDir(), "stranger"), ts.URL)
+	cfg.HTTPClient = &http.Client{Transport: count}
+	stranger, err := Register(ctx, cfg, uniqueName("stranger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	mustSend(t, stranger, alice.Self().Username, "hello, we have not met")
+	if count.sealed.Load() != 1 || count.credentialOnSealed.Load() != 0 {
+		t.Fatalf("first message to an open account: %d sealed (%d with a credential), %d identified",
+			count.sealed.Load(), count.credentialOnSealed.Load(), count.identified.Load())
+	}
+	evs := drain(t, alice)
+	if got := bodies(evs); len(got) != 1 || got[0] != "hello, we have not met" {
+		t.Fatalf("alice received %q", got)
+	}
+	// Closing it again: the stranger's next sealed send is refused and
+	// goes identified.
+	if err := alice.SetSealedFromAnyone(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	count.sealed.Store(0)
+	mustSend(t, stranger, alice.Self().Username, "still there?")
+	if count.sealed.Load() != 1 || count.identified.Load() == 0 {
+		t.Fatalf("after closing: %d sealed, %d identified", count.sealed.Load(), count.identified.Load())
+	}
+	if got := bodies(drain(t, alice)); len(got) != 1 || got[0] != "still there?" {
+		t.Fatalf("alice received %q", got)
+	}
+}

@@ -373,7 +373,13 @@ func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) erro
 			// The recipient changed its profile key (or closed sealed
 			// delivery): forget it and send identified.
 			noSealed = true
-			if err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.ForgetProfileKey(ctx, it.Recipient) }); err != nil {
+			err := c.store.Update(ctx, func(tx *devicestore.Tx) error {
+				if err := tx.SetSetting(ctx, settingAnyone+it.Recipient, 0); err != nil {
+					return err
+				}
+				return tx.ForgetProfileKey(ctx, it.Recipient)
+			})
+			if err != nil {
 				return err
 			}
 		case "device_mismatch":
@@ -467,7 +473,12 @@ func (c *Client) fetchSessions(ctx context.Context, account string, device uint3
 		bundles = append(bundles, b)
 	}
 	var unverified []uint32
-	err = c.update(ctx, func(_ *devicestore.Tx, cipher *protocol.Cipher) error {
+	err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+		if account != c.self.AccountID {
+			if err := tx.SetSetting(ctx, settingAnyone+account, boolInt(resp.SealedFromAnyone)); err != nil {
+				return err
+			}
+		}
 		for _, b := range bundles {
 			err := cipher.ProcessPreKeyBundle(ctx, protocol.Address{Name: account, DeviceID: b.DeviceID}, b)
 			switch {

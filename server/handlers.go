@@ -234,6 +234,9 @@ type bundlesResponse struct {
 	AccountID   string       `json:"account_id"`
 	IdentityKey b64          `json:"identity_key"`
 	Devices     []bundleJSON `json:"devices"`
+	// SealedFromAnyone: the account takes sealed messages without an
+	// access key (so a sender who lacks its profile key can still seal).
+	SealedFromAnyone bool `json:"sealed_from_anyone"`
 }
 
 func (s *Server) handleBundles(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -265,7 +268,12 @@ func (s *Server) handleBundles(w http.ResponseWriter, r *http.Request, p princip
 	} else if err != nil {
 		return err
 	}
-	out := bundlesResponse{AccountID: target.String(), IdentityKey: acc.IdentityKey, Devices: make([]bundleJSON, 0, len(bs))}
+	access, err := s.sealedStore().AccessOf(r.Context(), []store.AccountID{target})
+	if err != nil {
+		return err
+	}
+	out := bundlesResponse{AccountID: target.String(), IdentityKey: acc.IdentityKey, Devices: make([]bundleJSON, 0, len(bs)),
+		SealedFromAnyone: access[target].Unrestricted}
 	for _, b := range bs {
 		bj := bundleJSON{
 			DeviceID: b.DeviceID, RegistrationID: b.RegistrationID,
