@@ -613,14 +613,21 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 	}
 	for attempt := 0; ; attempt++ {
 		// Sessions with every member device, and our sender key on each.
+		// A member whose account no longer exists is left out (the group's
+		// admins can remove it); everyone else still gets the message.
 		devices := map[string][]uint32{}
+		live := others[:0:0]
 		for _, m := range others {
 			ds, err := c.sessionDevices(ctx, m)
 			if err != nil {
 				return err
 			}
 			if len(ds) == 0 {
-				if err := c.fetchSessions(ctx, m, 0); err != nil {
+				err := c.fetchSessions(ctx, m, 0)
+				if errors.Is(err, ErrNoSuchUser) {
+					continue
+				}
+				if err != nil {
 					return err
 				}
 				if ds, err = c.sessionDevices(ctx, m); err != nil {
@@ -628,6 +635,11 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 				}
 			}
 			devices[m] = ds
+			live = append(live, m)
+		}
+		others = live
+		if len(others) == 0 {
+			return nil
 		}
 		if err := c.shareSenderKey(ctx, id, dist, it.MessageID, devices); err != nil {
 			return err
@@ -636,6 +648,9 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 		var withKey []string
 		var oneByOne []protocol.Address
 		for _, m := range others {
+			if _, ok := devices[m]; !ok {
+				continue // gone while we shared the sender key
+			}
 			k, err := c.sealedAccess(ctx, m)
 			if err != nil {
 				return err
@@ -671,6 +686,10 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 				break
 			}
 			err = c.api.do(ctx, "PUT", "/v1/messages/"+acct, sendRequest{MessageID: it.MessageID, Envelopes: envs}, nil)
+			if isCode(err, "account_not_found") {
+				err = nil // gone: nobody to deliver to
+				continue
+			}
 			var se *ServerError
 			if errors.As(err, &se) && (se.Code == "device_mismatch" || se.Code == "stale_devices") {
 				se.Mismatches = []Mismatch{{Account: acct, Missing: se.Missing, Extra: se.Extra, Stale: se.Stale}}
@@ -821,7 +840,12 @@ func (c *Client) shareSenderKey(ctx context.Context, id [groups.IDSize]byte, dis
 		mac := hmac.New(sha256.New, groupMsgID)
 		mac.Write([]byte(m))
 		item := devicestore.OutboxItem{MessageID: mac.Sum(nil)[:16], Recipient: m, Payload: payload}
-		if err := c.tryDeliver(ctx, item); err != nil {
+		err = c.tryDeliver(ctx, item)
+		if errors.Is(err, ErrNoSuchUser) {
+			delete(devices, m) // the account is gone
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		// tryDeliver sent to every device it has a session with now.
