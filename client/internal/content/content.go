@@ -12,6 +12,7 @@
 //	  Trust         trust  = 6; // a contact's key verified, unverified or accepted, for our other devices
 //	  GroupOps      group_ops = 8;  // group membership operations (client/internal/groups)
 //	  SenderKey     sender_key = 9; // our sender key for a group (a SenderKeyDistributionMessage)
+//	  Timer         timer = 10;     // a conversation's disappearing-messages timer
 //	  bytes profile_key = 7; // optional beside any kind: the sender's 32-byte profile key
 //	}
 //	message Text          { bytes id = 1; string body = 2; int64 sent_at = 3; string sender_username = 4; uint32 counter = 5;
@@ -20,6 +21,7 @@
 //	                        repeated Member members = 3; /* usernames the sender knows for members */ }
 //	message Member        { string account = 1; string username = 2; }
 //	message SenderKey     { bytes group = 1; bytes distribution = 2; }
+//	message Timer         { string conversation = 1; uint32 seconds = 2; int64 time = 3; uint32 counter = 4; }
 //	message Op            { uint32 kind = 1; string target_sender = 2; bytes target_id = 3; string body = 4; string emoji = 5;
 //	                        int64 time = 6; uint32 counter = 7; string conversation = 8; }
 //	message Read          { string conversation = 1; int64 time = 2; uint32 counter = 3; }
@@ -85,8 +87,25 @@ type Content struct {
 	Trust     *Trust
 	GroupOps  *GroupOps
 	SenderKey *SenderKey
+	Timer     *Timer
 
 	ProfileKey []byte
+}
+
+// MaxTimer is the longest disappearing-messages timer, in seconds (a
+// year).
+const MaxTimer = 366 * 24 * 3600
+
+// Timer sets a conversation's disappearing-messages timer: seconds a
+// message lives (0: off), stamped by the hybrid clock. Conversation is
+// the peer's account id as the sender sees it (to a peer: the receiver's
+// own id, ignored; between one's own devices: the peer), or "g:" and the
+// group id.
+type Timer struct {
+	Conversation string
+	Seconds      uint32
+	Time         int64
+	Counter      uint32
 }
 
 // GroupOps carries membership operations of one group.
@@ -260,6 +279,18 @@ func Marshal(c Content) ([]byte, error) {
 		r = protowire.AppendBytes(r, c.SenderKey.Distribution)
 		b = protowire.AppendTag(b, 9, protowire.BytesType)
 		b = protowire.AppendBytes(b, r)
+	case c.Timer != nil:
+		var r []byte
+		r = appendString(r, 1, c.Timer.Conversation)
+		for _, f := range []struct {
+			n protowire.Number
+			v uint64
+		}{{2, uint64(c.Timer.Seconds)}, {3, uint64(c.Timer.Time)}, {4, uint64(c.Timer.Counter)}} {
+			r = protowire.AppendTag(r, f.n, protowire.VarintType)
+			r = protowire.AppendVarint(r, f.v)
+		}
+		b = protowire.AppendTag(b, 10, protowire.BytesType)
+		b = protowire.AppendBytes(b, r)
 	case c.Resend != nil:
 		var r []byte
 		r = protowire.AppendTag(r, 1, protowire.VarintType)
@@ -331,7 +362,7 @@ func Unmarshal(b []byte) (Content, error) {
 	}
 	var c Content
 	err = fields(body, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num < 1 || num > 9 {
+		if num < 1 || num > 10 {
 			return nil // unknown: skipped
 		}
 		if err := wantType(num, typ, protowire.BytesType); err != nil {
@@ -376,6 +407,10 @@ func Unmarshal(b []byte) (Content, error) {
 		case 9:
 			k, err := parseSenderKey(v)
 			c.SenderKey = &k
+			return err
+		case 10:
+			t, err := parseTimer(v)
+			c.Timer = &t
 			return err
 		}
 		return nil
@@ -619,6 +654,32 @@ func parseGroupOps(b []byte) (GroupOps, error) {
 	return g, err
 }
 
+func parseTimer(b []byte) (Timer, error) {
+	var t Timer
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch num {
+		case 1:
+			t.Conversation = string(v)
+			return wantType(num, typ, protowire.BytesType)
+		case 2, 4:
+			if x > 1<<32-1 {
+				return invalid("timer field out of range")
+			}
+			if num == 2 {
+				t.Seconds = uint32(x)
+			} else {
+				t.Counter = uint32(x)
+			}
+			return wantType(num, typ, protowire.VarintType)
+		case 3:
+			t.Time = int64(x)
+			return wantType(num, typ, protowire.VarintType)
+		}
+		return nil
+	})
+	return t, err
+}
+
 func parseSenderKey(b []byte) (SenderKey, error) {
 	var k SenderKey
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
@@ -661,7 +722,7 @@ func parseResend(b []byte) (ResendRequest, error) {
 // kinds counts the kinds of content set.
 func (c Content) kinds() int {
 	n := 0
-	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil, c.Trust != nil, c.GroupOps != nil, c.SenderKey != nil} {
+	for _, set := range []bool{c.Text != nil, c.Sync != nil, c.Resend != nil, c.Op != nil, c.Read != nil, c.Trust != nil, c.GroupOps != nil, c.SenderKey != nil, c.Timer != nil} {
 		if set {
 			n++
 		}
@@ -694,6 +755,12 @@ func (c Content) validate() error {
 			if !validAccount(m.Account) || !validAccount(m.Username) {
 				return invalid("member name")
 			}
+		}
+		return nil
+	case c.Timer != nil:
+		t := c.Timer
+		if !validAccount(t.Conversation) || t.Seconds > MaxTimer || t.Time < 0 {
+			return invalid("timer")
 		}
 		return nil
 	case c.SenderKey != nil:

@@ -29,6 +29,8 @@ func samples() []Content {
 		{Text: &Text{ID: id(10), Body: "to the group", SentAt: 11, Group: id(11)}, ProfileKey: bytes.Repeat([]byte{7}, ProfileKeySize)},
 		{GroupOps: &GroupOps{Group: id(12), Ops: [][]byte{{1, 2, 3}, {4}}, Members: []Member{{Account: "a", Username: "alice"}, {Account: "b", Username: "bob"}}}},
 		{SenderKey: &SenderKey{Group: id(13), Distribution: []byte{0x33, 1, 2}}, ProfileKey: bytes.Repeat([]byte{8}, ProfileKeySize)},
+		{Timer: &Timer{Conversation: "b", Seconds: 3600, Time: 12, Counter: 1}},
+		{Timer: &Timer{Conversation: "g:00", Seconds: 0, Time: 13}},
 	}
 }
 
@@ -102,6 +104,8 @@ func TestInvalid(t *testing.T) {
 		"no ops":         {GroupOps: &GroupOps{Group: id(1)}},
 		"empty op":       {GroupOps: &GroupOps{Group: id(1), Ops: [][]byte{{}}}},
 		"sk no group":    {SenderKey: &SenderKey{Distribution: []byte{1}}},
+		"timer no conv":  {Timer: &Timer{Seconds: 5}},
+		"timer too long": {Timer: &Timer{Conversation: "b", Seconds: MaxTimer + 1}},
 		"member no name": {GroupOps: &GroupOps{Group: id(1), Ops: [][]byte{{1}}, Members: []Member{{Account: "a"}}}},
 		"sk empty":       {SenderKey: &SenderKey{Group: id(1)}},
 	} {
