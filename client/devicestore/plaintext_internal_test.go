@@ -162,7 +162,7 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 
 	// Control: the same data in an unencrypted database is found.
 	plainDir := t.TempDir()
-	db, err := driver.Open("file:" + filepath.Join(plainDir, "plain.db") + "?_pragma=journal_mode(wal)")
+	db, err := driver.Open("file:"+filepath.Join(plainDir, "plain.db")+"?_pragma=journal_mode(wal)", initConn)
 	if err != nil {
 		t.Fatal(err)
 	}

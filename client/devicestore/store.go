@@ -213,10 +213,10 @@ func open(ctx context.Context, path string, k *keys, create bool, o options) (*S
 	return s, nil
 }
 
-// initConn runs on every new connection: FTS5 is registered so the
-// search index (a later migration) works on any connection.
+// initConn runs on every new connection: FTS5 and the search tokenizer
+// (search.go) are registered so the search index works on any connection.
 func initConn(c *sqlite3.Conn) error {
-	return fts5.Register(c)
+	return fts5.RegisterCustom(c, registerSearch)
 }
 
 type migration struct {

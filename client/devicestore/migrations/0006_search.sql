@@ -1,0 +1,45 @@
+-- Full-text search over messages (issue 7).
+--
+-- An external-content FTS5 table: the index holds terms and positions
+-- only, the text stays in messages.body (snippets and rebuilds read it
+-- from there), so nothing is stored twice. Contentless-delete would also
+-- avoid the copy but cannot produce snippets; external content can, and
+-- the triggers below always have the old body at hand to un-index a row
+-- exactly. Triggers, not Go code, keep it in step: every INSERT, change
+-- of body and DELETE on messages (an edit, a delete for everyone that
+-- empties the body, expiry deleting rows, a conversation's cascade)
+-- updates the index in the same transaction.
+--
+-- tokenize 'veil': the Go tokenizer of client/devicestore/internal/tokenize
+-- (case folding, diacritics removed, unigrams for scripts without spaces),
+-- registered on every connection by the store. detail=full: phrase
+-- queries, which scripts without spaces need, require positions.
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+	body,
+	content = 'messages',
+	content_rowid = 'id',
+	tokenize = 'veil',
+	detail = full
+);
+
+-- secure-delete: a deleted row's terms are removed from the index b-tree
+-- itself instead of being masked by a delete marker until a merge, so a
+-- deleted message's words do not linger in the index; with the writer's
+-- PRAGMA secure_delete the freed bytes are zeroed.
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+	INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+END;
+
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+END;
+
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages WHEN old.body IS NOT new.body BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+	INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+END;
+
+-- Index the messages already stored.
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');

@@ -1,0 +1,219 @@
+package devicestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/ncruces/go-sqlite3/ext/fts5"
+
+	"github.com/veil-e2ee/veil/client/devicestore/internal/tokenize"
+)
+
+// Full-text search
+//
+// Messages are indexed by an FTS5 table inside the encrypted database
+// (migration 0006), kept in step by triggers in the transaction that
+// stores, edits or deletes a message. Terms come from the tokenizer in
+// internal/tokenize, which documents the scripts it handles: words of
+// spaced scripts are case-folded and stripped of diacritics; Chinese,
+// Japanese, Korean, Thai, Lao, Khmer and Myanmar text is indexed by
+// character, and a word of those scripts is searched as the phrase of
+// its characters.
+
+// Highlight markers around matched terms in SearchHit.Snippet: the
+// control characters STX and ETX, which message text never needs, so a
+// UI can split on them without escaping.
+const (
+	HighlightStart = "\x02"
+	HighlightEnd   = "\x03"
+	// SnippetEllipsis marks text left out at either end of a snippet.
+	SnippetEllipsis = "…"
+)
+
+// ErrInvalidQuery: a search query's syntax is wrong (unbalanced
+// parentheses or quotes, an operator without an operand, only negated
+// terms) or it has no searchable word. The message says what, quoting
+// no query text.
+var ErrInvalidQuery = errors.New("devicestore: invalid search query")
+
+// Query limits: longer or deeper queries are ErrInvalidQuery.
+const (
+	MaxQueryBytes  = tokenize.MaxQueryBytes
+	MaxQueryTerms  = tokenize.MaxQueryTerms
+	maxSearchLimit = 1000
+	// DefaultSearchLimit is the page size when SearchQuery.Limit is 0.
+	DefaultSearchLimit = 20
+)
+
+// SearchQuery is a full-text search over messages.
+//
+// Text syntax (operators in capitals, as typed):
+//
+//	word          a word; several words must all occur (AND)
+//	"a phrase"    the words in this order, next to each other
+//	pre*          words starting with pre (also "a phra"*)
+//	a AND b       both (the same as a b)
+//	a OR b        either; AND binds tighter than OR
+//	a NOT b, -b   a without b (a query must have a word not negated)
+//	( … )         grouping
+//
+// Words are matched case- and accent-insensitively. A word in a script
+// without spaces (東京, 서울, กรุงเทพ) matches wherever its characters
+// occur in that order, also inside a longer run (東京 in 東京都).
+// Lowercase and, or, not are plain words.
+type SearchQuery struct {
+	Text         string
+	Conversation int64  // 0: all conversations
+	Sender       string // account id; "": anyone
+	// Since (inclusive) and Until (exclusive) bound the messages' SentAt;
+	// the zero time leaves that side open.
+	Since, Until  time.Time
+	Limit, Offset int // Limit 0 is DefaultSearchLimit; at most 1000
+}
+
+// SearchHit is one message found.
+type SearchHit struct {
+	Message Message
+	// Snippet is a short extract of the body around the matches, matched
+	// terms between HighlightStart and HighlightEnd, cut ends marked
+	// with SnippetEllipsis.
+	Snippet string
+	// Rank is the relevance (the negated BM25 score): higher is better;
+	// hits come best first.
+	Rank float64
+}
+
+// Search finds messages matching q, best first. Deleted messages (their
+// body is emptied) never match.
+func (r reader) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
+	expr, err := parseSearchQuery(q.Text)
+	if err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	switch {
+	case limit < 0 || q.Offset < 0:
+		return nil, fmt.Errorf("%w: negative limit or offset", ErrInvalidQuery)
+	case limit == 0:
+		limit = DefaultSearchLimit
+	case limit > maxSearchLimit:
+		limit = maxSearchLimit
+	}
+	since, until := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.Since.IsZero() {
+		since = ms(q.Since)
+	}
+	if !q.Until.IsZero() {
+		until = ms(q.Until)
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT `+prefixedMessageCols+`,
+			snippet(messages_fts, 0, '`+HighlightStart+`', '`+HighlightEnd+`', '`+SnippetEllipsis+`', 16), rank
+		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+		WHERE messages_fts MATCH ?1
+			AND (?2 = 0 OR m.conversation_id = ?2)
+			AND (?3 = '' OR m.sender = ?3)
+			AND m.sent_at >= ?4 AND m.sent_at < ?5
+		ORDER BY rank LIMIT ?6 OFFSET ?7`,
+		expr, q.Conversation, q.Sender, since, until, limit, q.Offset)
+	if err != nil {
+		return nil, dbErr("searching", err)
+	}
+	defer rows.Close()
+	var hits []SearchHit
+	for rows.Next() {
+		var (
+			h       SearchHit
+			a, b    int64
+			snippet []byte
+		)
+		m := &h.Message
+		if err := rows.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b, &m.Status,
+			&m.Edited, &m.Deleted, &snippet, &h.Rank); err != nil {
+			return nil, dbErr("searching", err)
+		}
+		m.SentAt, m.ReceivedAt = fromMS(a), fromMS(b)
+		h.Snippet = string(snippet)
+		h.Rank = -h.Rank
+		hits = append(hits, h)
+	}
+	return hits, dbErr("searching", rows.Err())
+}
+
+// parseSearchQuery turns the user's query text into a MATCH expression
+// (see tokenize.ParseQuery); its errors are ErrInvalidQuery.
+func parseSearchQuery(text string) (string, error) {
+	expr, err := tokenize.ParseQuery(text)
+	if qe := (*tokenize.QueryError)(nil); errors.As(err, &qe) {
+		return "", fmt.Errorf("%w: %s", ErrInvalidQuery, qe.Reason)
+	} else if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
+	return expr, nil
+}
+
+var prefixedMessageCols = "m." + strings.ReplaceAll(messageCols, ", ", ", m.")
+
+// Reindex rebuilds the search index from the messages, in one
+// transaction (a crash leaves the old index). progress, if not nil, is
+// called after each batch with the messages indexed so far and the
+// total. Searching works throughout (on the old index until the commit).
+func (s *Store) Reindex(ctx context.Context, progress func(done, total int64)) error {
+	return s.Update(ctx, func(tx *Tx) error {
+		var total int64
+		if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&total); err != nil {
+			return dbErr("reindexing", err)
+		}
+		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')`); err != nil {
+			return dbErr("reindexing", err)
+		}
+		const batch = 20000
+		var done, last int64
+		for {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("devicestore: reindexing: %w", err)
+			}
+			var n, maxID int64
+			err := tx.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0) FROM (SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?)`, last, batch).Scan(&n, &maxID)
+			if err != nil {
+				return dbErr("reindexing", err)
+			}
+			if n == 0 {
+				break
+			}
+			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id > ? AND id <= ?`, last, maxID); err != nil {
+				return dbErr("reindexing", err)
+			}
+			done += n
+			last = maxID
+			if progress != nil {
+				progress(done, max(total, done))
+			}
+		}
+		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('optimize')`); err != nil {
+			return dbErr("reindexing", err)
+		}
+		return nil
+	})
+}
+
+// registerSearch registers the search tokenizer on a connection (the
+// store's initConn does it on every one, readers included: a MATCH
+// tokenizes its query with it).
+func registerSearch(api *fts5.API) error {
+	return api.CreateTokenizer("veil", func([]string) (fts5.Tokenizer, error) { return ftsTokenizer{}, nil })
+}
+
+type ftsTokenizer struct{}
+
+func (ftsTokenizer) Tokenize(_ fts5.TokenizeFlag, text, _ string, token fts5.TokenCallback) error {
+	return tokenize.Tokenize(text, func(term string, start, end int) error {
+		if len(term) == end-start && term == text[start:end] {
+			term = "" // the bytes are the input's: let FTS5 read them there
+		}
+		return token(0, term, start, end)
+	})
+}
