@@ -460,6 +460,9 @@ func (c *Client) GroupMessages(ctx context.Context, group string, after int64, l
 	if err != nil {
 		return nil, err
 	}
+	if _, err := c.ExpireMessages(ctx); err != nil {
+		return nil, err
+	}
 	conv, err := c.store.ConversationByPeer(ctx, groupPeer(id))
 	if errors.Is(err, devicestore.ErrNotFound) {
 		return nil, nil
@@ -535,16 +538,20 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (Message, er
 		if err != nil {
 			return err
 		}
-		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
-			Outgoing: true, MessageID: mid, Body: []byte(text), SentAt: time.UnixMilli(s.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
-			Counter: s.Counter, Origin: s.Origin})
+		expires, err := c.expiresAt(ctx, tx, groupPeer(id), c.now())
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: groupPeer(id), LocalMessageID: local, Payload: toGroup}); err != nil {
+		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
+			Outgoing: true, MessageID: mid, Body: []byte(text), SentAt: time.UnixMilli(s.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
+			Counter: s.Counter, Origin: s.Origin, ExpiresAt: expires})
+		if err != nil {
 			return err
 		}
-		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf})
+		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: groupPeer(id), LocalMessageID: local, Payload: toGroup, About: local}); err != nil {
+			return err
+		}
+		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf, About: local})
 		return err
 	})
 	if err != nil {
@@ -1059,6 +1066,10 @@ func (c *Client) processGroupMessage(ctx context.Context, tx *devicestore.Tx, e 
 		if err == nil && ct.Op != nil && ct.Op.Conversation == groupPeer(id) {
 			// An edit, delete or reaction in the group.
 			events, err = c.applyReceivedOp(ctx, tx, from, ct.Op)
+			return err
+		}
+		if err == nil && ct.Timer != nil && ct.Timer.Conversation == groupPeer(id) {
+			events, err = c.applyTimer(ctx, tx, from, groupPeer(id), ct.Timer)
 			return err
 		}
 		if err != nil || ct.Text == nil || !hmac.Equal(ct.Text.Group, id[:]) {

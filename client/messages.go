@@ -76,6 +76,9 @@ func (c *Client) Messages(ctx context.Context, username string, after int64, lim
 	if err != nil {
 		return nil, notContact(err, username)
 	}
+	if _, err := c.ExpireMessages(ctx); err != nil {
+		return nil, err
+	}
 	var conv int64
 	cs, err := c.store.Conversations(ctx)
 	if err != nil {

@@ -111,7 +111,14 @@ func (c *Client) applyOp(ctx context.Context, tx *devicestore.Tx, sender string,
 	if !st.Apply(op) {
 		return 0, nil
 	}
-	return id, tx.SaveMessageState(ctx, id, messageID, st)
+	if err := tx.SaveMessageState(ctx, id, messageID, st); err != nil {
+		return 0, err
+	}
+	if op.Kind == converge.Delete && st.View().Deleted {
+		// Deleted for everyone: no copy of its text stays behind.
+		return id, tx.PurgeCopies(ctx, id)
+	}
+	return id, nil
 }
 
 // Edit replaces the text of one of this account's messages, for everyone.
@@ -174,7 +181,11 @@ func (c *Client) operate(ctx context.Context, localID int64, kind uint32, body, 
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 		}
-		ids, err = c.enqueueBoth(ctx, tx, peer, payload)
+		about := int64(0)
+		if kind == content.OpEdit {
+			about = localID // the payload carries the message's new text
+		}
+		ids, err = c.enqueueAbout(ctx, tx, peer, payload, about)
 		return err
 	})
 	if err != nil {
@@ -193,13 +204,19 @@ func (c *Client) operate(ctx context.Context, localID int64, kind uint32, body, 
 // enqueueBoth queues a payload for a peer account and for this
 // account's other devices.
 func (c *Client) enqueueBoth(ctx context.Context, tx *devicestore.Tx, peer string, payload []byte) ([][]byte, error) {
+	return c.enqueueAbout(ctx, tx, peer, payload, 0)
+}
+
+// enqueueAbout is enqueueBoth for a payload that carries the text of
+// local message about (0: none).
+func (c *Client) enqueueAbout(ctx context.Context, tx *devicestore.Tx, peer string, payload []byte, about int64) ([][]byte, error) {
 	var ids [][]byte
 	for _, to := range []string{peer, c.self.AccountID} {
 		id, err := c.newID()
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: id, Recipient: to, Payload: payload}); err != nil {
+		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: id, Recipient: to, Payload: payload, About: about}); err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)

@@ -42,6 +42,9 @@ const (
 	// EventGroupUpdated: a group was created, renamed or its members or
 	// admins changed (Group, GroupName, GroupChanges).
 	EventGroupUpdated
+	// EventTimerChanged: someone set a conversation's disappearing-
+	// messages timer (Timer; Contact or Group says which conversation).
+	EventTimerChanged
 )
 
 func (k EventKind) String() string {
@@ -58,6 +61,8 @@ func (k EventKind) String() string {
 		return "message_updated"
 	case EventGroupUpdated:
 		return "group_updated"
+	case EventTimerChanged:
+		return "timer_changed"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -73,6 +78,9 @@ type Event struct {
 	SafetyNumber string
 	// Err says why a message was undecryptable (EventUndecryptable).
 	Err error
+	// Timer is a conversation's new disappearing-messages timer
+	// (EventTimerChanged; 0: off).
+	Timer time.Duration
 	// Group is the group's id for group messages and EventGroupUpdated;
 	// GroupName and GroupChanges describe an EventGroupUpdated.
 	Group        string
@@ -291,7 +299,12 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 // (storage or network trouble): they are processed again later.
 func (c *Client) processBatch(ctx context.Context, batch []queuedEnvelope) ([][]Event, error) {
 	events := make([][]Event, len(batch))
+	expired := 0
 	err := c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
+		var err error
+		if expired, err = tx.Expire(ctx, c.now()); err != nil {
+			return err
+		}
 		for i, e := range batch {
 			evs, err := c.process(ctx, tx, cipher, e)
 			if err != nil {
@@ -303,6 +316,9 @@ func (c *Client) processBatch(ctx context.Context, batch []queuedEnvelope) ([][]
 	})
 	if err != nil {
 		return nil, err
+	}
+	if expired > 0 {
+		c.checkpoint(ctx)
 	}
 	for i := range events {
 		events[i] = c.named(ctx, events[i])
@@ -481,6 +497,14 @@ func (c *Client) apply(ctx context.Context, tx *devicestore.Tx, from protocol.Ad
 			Counter: t.Counter, Origin: origin(from.Name, from.DeviceID)})
 	case ct.GroupOps != nil:
 		return c.applyGroupOps(ctx, tx, from, ct.GroupOps)
+	case ct.Timer != nil && !strings.HasPrefix(ct.Timer.Conversation, groupPrefix):
+		conv := from.Name // a peer sets the timer of its conversation with us
+		if own {
+			conv = ct.Timer.Conversation
+		}
+		return c.applyTimer(ctx, tx, from, conv, ct.Timer)
+	case ct.Timer != nil && own:
+		return c.applyTimer(ctx, tx, from, ct.Timer.Conversation, ct.Timer)
 	case ct.SenderKey != nil && !own:
 		return c.applySenderKey(ctx, tx, from, ct.SenderKey)
 	case ct.Sync != nil && own && ct.Sync.Destination != c.self.AccountID:
@@ -528,6 +552,9 @@ func (c *Client) store1(ctx context.Context, tx *devicestore.Tx, peer string, m 
 	}
 	m.ConversationID = conv
 	m.ReceivedAt = c.now()
+	if m.ExpiresAt, err = c.expiresAt(ctx, tx, peer, m.ReceivedAt); err != nil {
+		return nil, err
+	}
 	if err := c.observe(ctx, tx, converge.Stamp{Time: m.SentAt.UnixMilli(), Counter: m.Counter, Origin: m.Origin}); err != nil {
 		return nil, err
 	}

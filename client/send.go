@@ -84,16 +84,20 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
-			Outgoing: true, MessageID: id, Body: []byte(text), SentAt: time.UnixMilli(st.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
-			Counter: st.Counter, Origin: st.Origin})
+		expires, err := c.expiresAt(ctx, tx, peer.AccountID, c.now())
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: peer.AccountID, LocalMessageID: local, Payload: toPeer}); err != nil {
+		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
+			Outgoing: true, MessageID: id, Body: []byte(text), SentAt: time.UnixMilli(st.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
+			Counter: st.Counter, Origin: st.Origin, ExpiresAt: expires})
+		if err != nil {
 			return err
 		}
-		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf})
+		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: peer.AccountID, LocalMessageID: local, Payload: toPeer, About: local}); err != nil {
+			return err
+		}
+		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf, About: local})
 		return err
 	})
 	if err != nil {
@@ -192,7 +196,7 @@ func (c *Client) deliver(ctx context.Context, it devicestore.OutboxItem) error {
 				return err
 			}
 			if resendable(it.Payload) {
-				if err := tx.LogSend(ctx, it.MessageID, it.Recipient, it.Payload); err != nil {
+				if err := tx.LogSendAbout(ctx, it.MessageID, it.Recipient, it.Payload, it.About); err != nil {
 					return err
 				}
 			}

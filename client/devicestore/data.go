@@ -159,6 +159,9 @@ type Message struct {
 	Counter         uint32
 	Origin          string
 	Edited, Deleted bool
+	// ExpiresAt, when set, is when the message disappears (its
+	// conversation's timer); Expire removes it then.
+	ExpiresAt time.Time
 }
 
 // Status is the delivery state of an outgoing message.
@@ -197,10 +200,14 @@ func (t *Tx) InsertMessage(ctx context.Context, m Message) (int64, error) {
 		recv = t.now()
 	}
 	var id int64
+	var expires any
+	if !m.ExpiresAt.IsZero() {
+		expires = ms(m.ExpiresAt)
+	}
 	err := t.tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status,
-		body_time, body_counter, body_origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		body_time, body_counter, body_origin, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		m.ConversationID, m.Sender, m.SenderDevice, m.Outgoing, m.MessageID, m.Body, ms(m.SentAt), ms(recv), int(m.Status),
-		ms(m.SentAt), m.Counter, m.Origin).Scan(&id)
+		ms(m.SentAt), m.Counter, m.Origin, expires).Scan(&id)
 	if err != nil {
 		return 0, dbErr("inserting message", err)
 	}
@@ -267,6 +274,9 @@ type OutboxItem struct {
 	Attempts       int
 	NextAttemptAt  time.Time
 	LastError      string // why the last attempt failed (never plaintext)
+	// About is the local message whose text (or edit) the payload
+	// carries, 0 if none: removing that message removes the payload too.
+	About int64
 }
 
 // Enqueue adds a send to the outbox (ErrDuplicate if its MessageID is
@@ -280,13 +290,16 @@ func (t *Tx) Enqueue(ctx context.Context, it OutboxItem) (int64, error) {
 	if next.IsZero() {
 		next = now
 	}
-	var local any
+	var local, about any
 	if it.LocalMessageID != 0 {
 		local = it.LocalMessageID
 	}
+	if it.About != 0 {
+		about = it.About
+	}
 	var id int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO outbox (message_id, recipient, local_message_id, payload, created_at, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, it.MessageID, it.Recipient, local, it.Payload, ms(now), ms(next)).Scan(&id)
+	err := t.tx.QueryRowContext(ctx, `INSERT INTO outbox (message_id, recipient, local_message_id, payload, created_at, next_attempt_at, about)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, it.MessageID, it.Recipient, local, it.Payload, ms(now), ms(next), about).Scan(&id)
 	return id, dbErr("enqueueing", err)
 }
 
@@ -310,14 +323,14 @@ func (t *Tx) Dequeue(ctx context.Context, messageID []byte) error {
 func (r reader) Outbox(ctx context.Context, due time.Time, limit int) ([]OutboxItem, error) {
 	return queryAll(ctx, r.q, "listing outbox", func(s interface{ Scan(...any) error }) (OutboxItem, error) {
 		var (
-			it    OutboxItem
-			local sql.NullInt64
-			a, b  int64
+			it           OutboxItem
+			local, about sql.NullInt64
+			a, b         int64
 		)
-		err := s.Scan(&it.ID, &it.MessageID, &it.Recipient, &local, &it.Payload, &a, &it.Attempts, &b, &it.LastError)
-		it.LocalMessageID, it.CreatedAt, it.NextAttemptAt = local.Int64, fromMS(a), fromMS(b)
+		err := s.Scan(&it.ID, &it.MessageID, &it.Recipient, &local, &it.Payload, &a, &it.Attempts, &b, &it.LastError, &about)
+		it.LocalMessageID, it.CreatedAt, it.NextAttemptAt, it.About = local.Int64, fromMS(a), fromMS(b), about.Int64
 		return it, err
-	}, `SELECT id, message_id, recipient, local_message_id, payload, created_at, attempts, next_attempt_at, last_error
+	}, `SELECT id, message_id, recipient, local_message_id, payload, created_at, attempts, next_attempt_at, last_error, about
 		FROM outbox WHERE next_attempt_at <= ? ORDER BY id LIMIT ?`, ms(due), limit)
 }
 

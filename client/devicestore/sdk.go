@@ -12,8 +12,18 @@ import (
 // LogSend records the payload sent under a transport message id, so a
 // peer that could not decrypt it can ask for it again.
 func (t *Tx) LogSend(ctx context.Context, messageID []byte, recipient string, payload []byte) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO send_log (message_id, recipient, payload, sent_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (message_id) DO NOTHING`, messageID, recipient, payload, ms(t.now()))
+	return t.LogSendAbout(ctx, messageID, recipient, payload, 0)
+}
+
+// LogSendAbout is LogSend for a payload that carries the text of local
+// message about (0: none), so removing the message removes the payload.
+func (t *Tx) LogSendAbout(ctx context.Context, messageID []byte, recipient string, payload []byte, about int64) error {
+	var a any
+	if about != 0 {
+		a = about
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO send_log (message_id, recipient, payload, sent_at, about) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (message_id) DO NOTHING`, messageID, recipient, payload, ms(t.now()), a)
 	return dbErr("logging send", err)
 }
 

@@ -342,6 +342,8 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 				obj["group"], obj["conversation"] = m.Group, m.Group
 			}
 			printJSON(w, obj)
+		case client.EventTimerChanged:
+			printJSON(w, map[string]any{"type": "timer_changed", "contact": who, "group": ev.Group, "seconds": int64(ev.Timer / time.Second)})
 		case client.EventGroupUpdated:
 			printJSON(w, map[string]any{"type": "group_updated", "group": ev.Group, "name": ev.GroupName, "by": who, "changes": ev.GroupChanges})
 		case client.EventIdentityChanged:
@@ -363,6 +365,12 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 			return
 		}
 		fmt.Fprintf(w, "! a message from %s could not be decrypted; they were asked to send it again\n", who)
+	case client.EventTimerChanged:
+		where := who
+		if ev.Group != "" {
+			where = "group " + ev.Group[:8]
+		}
+		fmt.Fprintf(w, "* %s: %s\n", where, timerText(ev))
 	case client.EventGroupUpdated:
 		for _, ch := range ev.GroupChanges {
 			switch ch.Kind {
