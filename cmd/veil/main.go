@@ -53,6 +53,7 @@ var commands = map[string]command{
 	"read":      {"mark a conversation read on all your devices", runRead},
 	"group":     {"groups: create, send, add, remove, leave, rename, admin, list", runGroup},
 	"disappear": {"show or set a conversation's disappearing-messages timer", runDisappear},
+	"search":    {"search your messages on this device (--reindex rebuilds the index)", runSearch},
 }
 
 // errUsage means the arguments were wrong; the usage text has been printed.
