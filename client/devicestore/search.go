@@ -170,6 +170,9 @@ func (s *Store) Reindex(ctx context.Context, progress func(done, total int64)) e
 		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')`); err != nil {
 			return dbErr("reindexing", err)
 		}
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM search_pending`); err != nil {
+			return dbErr("reindexing", err)
+		}
 		const batch = 20000
 		var done, last int64
 		for {
@@ -198,6 +201,22 @@ func (s *Store) Reindex(ctx context.Context, progress func(done, total int64)) e
 		}
 		return nil
 	})
+}
+
+// indexPending indexes the messages queued by migration 0006's insert
+// trigger; Update calls it just before committing, so new messages are
+// searchable in the transaction's commit. It runs on the sql.Tx, not
+// through the statement cache, which holds the caller's statements.
+func indexPending(ctx context.Context, q querier) error {
+	res, err := q.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body) SELECT m.id, m.body FROM search_pending p JOIN messages m ON m.id = p.id`)
+	if err != nil {
+		return dbErr("indexing messages", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return nil
+	}
+	_, err = q.ExecContext(ctx, `DELETE FROM search_pending`)
+	return dbErr("indexing messages", err)
 }
 
 // registerSearch registers the search tokenizer on a connection (the

@@ -337,6 +337,9 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if err := indexPending(ctx, sqlTx); err != nil { // search.go: new messages into the search index
+		return err
+	}
 	if err := sqlTx.Commit(); err != nil {
 		return dbErr("committing", err)
 	}

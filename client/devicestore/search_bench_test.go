@@ -1,0 +1,228 @@
+package devicestore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchVocab is a deterministic vocabulary of pseudo-words; message text
+// draws from it with a Zipf distribution, like natural language.
+type benchVocab struct {
+	words []string
+	zipf  *rand.Zipf
+	rng   *rand.Rand
+}
+
+func newBenchVocab(seed uint64, size int) *benchVocab {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	syl := []string{"ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "da", "fe", "gu", "hi", "ja", "be", "co", "qu", "wa", "xe", "yo", "re", "ti", "mu", "an", "el", "or", "in", "st", "tr"}
+	seen := map[string]bool{}
+	var words []string
+	for len(words) < size {
+		n := 1 + rng.IntN(4)
+		var b strings.Builder
+		for range n {
+			b.WriteString(syl[rng.IntN(len(syl))])
+		}
+		w := b.String()
+		if !seen[w] && w != "and" && w != "or" && w != "not" {
+			seen[w] = true
+			words = append(words, w)
+		}
+	}
+	return &benchVocab{words: words, zipf: rand.NewZipf(rng, 1.07, 2, uint64(size-1)), rng: rng}
+}
+
+// message returns a text of about n bytes.
+func (v *benchVocab) message(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(v.words[v.zipf.Uint64()])
+	}
+	return b.String()
+}
+
+const benchConversations = 50
+
+// fillMessages stores n messages of about size bytes in batches, as the
+// receive path does (InsertMessage inside Update).
+func fillMessages(tb testing.TB, s *Store, v *benchVocab, n, batch, size int, start int) {
+	tb.Helper()
+	ctx := context.Background()
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var convs []int64
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for i := range benchConversations {
+			c, err := tx.Conversation(ctx, fmt.Sprintf("peer%02d", i))
+			if err != nil {
+				return err
+			}
+			convs = append(convs, c)
+		}
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	texts := make([][]byte, batch)
+	for done := 0; done < n; done += batch {
+		k := min(batch, n-done)
+		for i := range k {
+			texts[i] = []byte(v.message(size))
+		}
+		err := s.Update(ctx, func(tx *Tx) error {
+			for i := range k {
+				id := start + done + i
+				c := id % benchConversations
+				_, err := tx.InsertMessage(ctx, Message{ConversationID: convs[c], Sender: fmt.Sprintf("peer%02d", c), SenderDevice: 1,
+					MessageID: fmt.Appendf(nil, "m%015d", id), Body: texts[i], SentAt: base.Add(time.Duration(id) * time.Minute)})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func newBenchStore(tb testing.TB, dir string) *Store {
+	tb.Helper()
+	s, err := Create(context.Background(), dir, Passphrase("bench"), WithKDFParams(KDFParams{Time: 1, Memory: 64, Threads: 1}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func dropSearchTriggers(tb testing.TB, s *Store) {
+	tb.Helper()
+	for _, t := range []string{"messages_fts_insert", "messages_fts_update", "messages_fts_delete"} {
+		if _, err := s.w.Exec(`DROP TRIGGER ` + t); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIndexing stores ~100-byte messages in batches of 1000 per
+// Update, with and without the search index; the messages/s metric is
+// the figure to compare.
+func BenchmarkIndexing(b *testing.B) {
+	for _, indexed := range []bool{true, false} {
+		b.Run(fmt.Sprintf("index=%v", indexed), func(b *testing.B) {
+			s := newBenchStore(b, b.TempDir())
+			defer s.Close()
+			if !indexed {
+				dropSearchTriggers(b, s)
+			}
+			for _, kv := range strings.Fields(os.Getenv("VEIL_FTS_OPTS")) {
+				k, v, _ := strings.Cut(kv, "=")
+				if _, err := s.w.Exec(`INSERT INTO messages_fts (messages_fts, rank) VALUES (?, ?)`, k, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			v := newBenchVocab(1, 30000)
+			// A store that already holds messages, so the index is not
+			// trivially small.
+			fillMessages(b, s, v, 20000, 1000, 100, 0)
+			const batch = 1000
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; b.Loop(); i++ {
+				fillMessages(b, s, v, batch, batch, 100, 20000+i*batch)
+			}
+			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// TestSearchMillion builds a store of 1,000,000 messages and reports
+// query latencies and sizes. It takes minutes: it runs only with
+// VEIL_SEARCH_1M=1 (VEIL_SEARCH_N overrides the count).
+func TestSearchMillion(t *testing.T) {
+	if os.Getenv("VEIL_SEARCH_1M") == "" {
+		t.Skip("set VEIL_SEARCH_1M=1 to build a store of 1M messages and measure search")
+	}
+	n := 1_000_000
+	if s := os.Getenv("VEIL_SEARCH_N"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newBenchStore(t, dir)
+	defer s.Close()
+	v := newBenchVocab(1, 30000)
+	start := time.Now()
+	fillMessages(t, s, v, n, 10000, 100, 0)
+	el := time.Since(start)
+	t.Logf("stored %d messages in %v (%.0f msgs/s)", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	qv := newBenchVocab(1, 30000) // same words, fresh randomness
+	qrng := rand.New(rand.NewPCG(7, 7))
+	word := func() string { return qv.words[100+qrng.IntN(len(qv.words)-100)] } // skip the 100 most common (stop words)
+	kinds := []struct {
+		name string
+		text func() string
+	}{
+		{"one word", word},
+		{"two words", func() string { return word() + " " + word() }},
+		{"common word (top 100)", func() string { return qv.words[qrng.IntN(100)] }},
+		{"prefix", func() string { w := word(); return w[:min(len(w), 4)] + "*" }},
+		{"one word, conversation filter", word},
+	}
+	for ki, k := range kinds {
+		var lat []time.Duration
+		hits := 0
+		for range 1000 {
+			q := SearchQuery{Text: k.text(), Limit: 20}
+			if ki == 4 {
+				q.Conversation = int64(1 + qrng.IntN(benchConversations))
+			}
+			t0 := time.Now()
+			h, err := s.Search(ctx, q)
+			lat = append(lat, time.Since(t0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hits += len(h)
+		}
+		slices.Sort(lat)
+		t.Logf("%-30s p50 %8v  p99 %8v  max %8v  (avg %.1f hits)", k.name, lat[len(lat)/2].Round(time.Microsecond),
+			lat[len(lat)*99/100].Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond), float64(hits)/1000)
+	}
+
+	size := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, DatabaseFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	with := size()
+	if _, err := s.w.Exec(`DROP TABLE messages_fts`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`VACUUM`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	without := size()
+	t.Logf("database size: %d B with the index (%.1f B/message), %d B without (%.1f B/message): index %.1f B/message",
+		with, float64(with)/float64(n), without, float64(without)/float64(n), float64(with-without)/float64(n))
+}
