@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
+	"github.com/veil-e2ee/veil/client/internal/content"
 	"github.com/veil-e2ee/veil/client/internal/converge"
+	"github.com/veil-e2ee/veil/client/internal/groups"
 	"github.com/veil-e2ee/veil/protocol"
 )
 
@@ -32,10 +35,14 @@ import (
 //	1 Identity { string name = 1; bytes key = 2; uint32 trust = 3; int64 first_seen = 4; }
 //	2 Message  { string peer = 1; string sender = 2; uint32 sender_device = 3; bool outgoing = 4;
 //	             bytes id = 5; bytes body = 6; int64 sent_at = 7; int64 received_at = 8; uint32 status = 9;
-//	             bool edited = 10; bool deleted = 11; int64 time = 12; uint32 counter = 13; string origin = 14; }
+//	             bool edited = 10; bool deleted = 11; int64 time = 12; uint32 counter = 13; string origin = 14;
+//	             int64 expires_at = 15; /* disappearing: when it goes (expired ones are not exported) */ }
 //	3 Reaction { string sender = 1; bytes id = 2; string reactor = 3; string emoji = 4; int64 time = 5; uint32 counter = 6; string origin = 7; }
 //	4 Read     { string peer = 1; int64 time = 2; uint32 counter = 3; string origin = 4; }
 //	5 Contact  { string account = 1; string username = 2; }
+//	6 Timer    { string peer = 1; uint32 seconds = 2; int64 time = 3; uint32 counter = 4; string origin = 5; }
+//	7 GroupOp  { bytes group = 1; bytes op = 2; }      // every group's operation log
+//	8 ProfileKey { string account = 1; bytes key = 2; } // contacts' profile keys (sealed sender)
 //
 // Encrypted blob: nonce 12 ‖ AES-256-GCM(key, nonce, archive, "veil history v1" ‖ blob id).
 
@@ -107,6 +114,9 @@ func (c *Client) exportHistory(ctx context.Context) ([]byte, int, error) {
 		f = appendVarint(f, 12, uint64(h.BodyStamp.Time))
 		f = appendVarint(f, 13, uint64(h.BodyStamp.Counter))
 		f = appendStr(f, 14, h.BodyStamp.Origin)
+		if !h.ExpiresAt.IsZero() {
+			f = appendVarint(f, 15, uint64(h.ExpiresAt.UnixMilli()))
+		}
 		b = appendBytes(b, 2, f)
 		if n++; n%historyBatch == 0 {
 			c.progress("export", n, total)
@@ -143,6 +153,45 @@ func (c *Client) exportHistory(ctx context.Context) ([]byte, int, error) {
 		f = appendStr(f, 4, s.Origin)
 		b = appendBytes(b, 4, f)
 	}
+	timers, err := c.store.HistoryTimers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	for peer, tm := range timers {
+		var f []byte
+		f = appendStr(f, 1, peer)
+		f = appendVarint(f, 2, uint64(tm.Seconds))
+		f = appendVarint(f, 3, uint64(tm.Time))
+		f = appendVarint(f, 4, uint64(tm.Counter))
+		f = appendStr(f, 5, tm.Origin)
+		b = appendBytes(b, 6, f)
+	}
+	gids, err := c.store.GroupIDs(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, g := range gids {
+		ops, err := c.store.GroupOps(ctx, g)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, op := range ops {
+			var f []byte
+			f = appendBytes(f, 1, g)
+			f = appendBytes(f, 2, op)
+			b = appendBytes(b, 7, f)
+		}
+	}
+	pks, err := c.store.ProfileKeys(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	for acct, k := range pks {
+		var f []byte
+		f = appendStr(f, 1, acct)
+		f = appendBytes(f, 2, k)
+		b = appendBytes(b, 8, f)
+	}
 	c.progress("export", n, total)
 	return b, n, nil
 }
@@ -171,8 +220,11 @@ func b2u(v bool) uint64 {
 
 // historyArchive is a decoded archive.
 type historyArchive struct {
-	identities []devicestore.IdentityRecord
-	messages   []devicestore.HistoryMessage
+	timers      map[string]devicestore.Timer
+	groupOps    []groupOpRecord
+	profileKeys map[string][]byte
+	identities  []devicestore.IdentityRecord
+	messages    []devicestore.HistoryMessage
 	reactions  []devicestore.HistoryReaction
 	reads      map[string]converge.Stamp
 	contacts   []devicestore.Contact
@@ -216,7 +268,7 @@ func parseHistory(b []byte) (*historyArchive, error) {
 	if len(b) < len(historyMagic)+1 || string(b[:len(historyMagic)]) != historyMagic || b[len(historyMagic)] != 1 {
 		return nil, errHistory
 	}
-	a := &historyArchive{reads: map[string]converge.Stamp{}}
+	a := &historyArchive{reads: map[string]converge.Stamp{}, timers: map[string]devicestore.Timer{}, profileKeys: map[string][]byte{}}
 	err := walk(b[len(historyMagic)+1:], func(num protowire.Number, v []byte, _ uint64) error {
 		switch num {
 		case 1:
@@ -276,6 +328,8 @@ func parseHistory(b []byte) (*historyArchive, error) {
 					h.BodyStamp.Counter = uint32(min(x, 1<<32-1))
 				case 14:
 					h.BodyStamp.Origin = string(v)
+				case 15:
+					h.ExpiresAt = time.UnixMilli(int64(min(x, 1<<62)))
 				}
 				return nil
 			})
@@ -350,11 +404,71 @@ func parseHistory(b []byte) (*historyArchive, error) {
 			}
 			ct.DisplayName = ct.Username
 			a.contacts = append(a.contacts, ct)
+		case 6:
+			var (
+				peer string
+				tm   devicestore.Timer
+			)
+			err := walk(v, func(n protowire.Number, v []byte, x uint64) error {
+				switch n {
+				case 1:
+					peer = string(v)
+				case 2:
+					tm.Seconds = uint32(min(x, content.MaxTimer))
+				case 3:
+					tm.Time = int64(min(x, 1<<62))
+				case 4:
+					tm.Counter = uint32(min(x, 1<<32-1))
+				case 5:
+					tm.Origin = string(v)
+				}
+				return nil
+			})
+			if err != nil || peer == "" || tm.Origin == "" {
+				return errHistory
+			}
+			a.timers[peer] = tm
+		case 7:
+			var g groupOpRecord
+			err := walk(v, func(n protowire.Number, v []byte, _ uint64) error {
+				switch n {
+				case 1:
+					g.group = bytes.Clone(v)
+				case 2:
+					g.op = bytes.Clone(v)
+				}
+				return nil
+			})
+			if err != nil || len(g.group) != 16 || len(g.op) == 0 {
+				return errHistory
+			}
+			a.groupOps = append(a.groupOps, g)
+		case 8:
+			var (
+				acct string
+				k    []byte
+			)
+			err := walk(v, func(n protowire.Number, v []byte, _ uint64) error {
+				switch n {
+				case 1:
+					acct = string(v)
+				case 2:
+					k = bytes.Clone(v)
+				}
+				return nil
+			})
+			if err != nil || acct == "" || len(k) != content.ProfileKeySize {
+				return errHistory
+			}
+			a.profileKeys[acct] = k
 		}
 		return nil
 	})
 	return a, err
 }
+
+// groupOpRecord is one group operation in an archive.
+type groupOpRecord struct{ group, op []byte }
 
 func historyAEAD(key []byte) (cipher.AEAD, error) {
 	blk, err := aes.NewCipher(key)
@@ -444,7 +558,7 @@ func (c *Client) importHistory(ctx context.Context, a *historyArchive) (int, err
 			contacts[ct.AccountID] = true
 		}
 		for i, h := range a.messages {
-			if !contacts[h.Peer] {
+			if !contacts[h.Peer] && !strings.HasPrefix(h.Peer, groupPrefix) {
 				contacts[h.Peer] = true
 				if err := c.importContact(ctx, tx, h.Peer); err != nil {
 					return err
@@ -474,7 +588,28 @@ func (c *Client) importHistory(ctx context.Context, a *historyArchive) (int, err
 				return err
 			}
 		}
-		return nil
+		for peer, tm := range a.timers {
+			t := content.Timer{Conversation: peer, Seconds: tm.Seconds, Time: tm.Time, Counter: tm.Counter}
+			if _, err := c.setTimer(ctx, tx, peer, t, tm.Origin); err != nil {
+				return err
+			}
+		}
+		for _, g := range a.groupOps {
+			if _, err := groups.UnmarshalOp(g.op); err != nil {
+				continue // not an operation this version understands
+			}
+			if _, err := tx.AddGroupOp(ctx, g.group, g.op); err != nil {
+				return err
+			}
+		}
+		for acct, k := range a.profileKeys {
+			if err := tx.SetProfileKey(ctx, acct, k); err != nil {
+				return err
+			}
+		}
+		// Messages whose time ran out while the archive travelled go now.
+		_, err := tx.Expire(ctx, c.now())
+		return err
 	})
 	if err != nil {
 		return 0, err

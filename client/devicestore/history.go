@@ -2,6 +2,7 @@ package devicestore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/veil-e2ee/veil/client/internal/converge"
@@ -31,8 +32,9 @@ func (s *Store) EachHistoryMessage(ctx context.Context, fn func(HistoryMessage) 
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT m.sender, m.sender_device, m.outgoing, m.message_id, m.body, m.sent_at, m.received_at, m.status,
-		m.edited, m.deleted, m.body_time, m.body_counter, m.body_origin, c.peer
-		FROM messages m JOIN conversations c ON c.id = m.conversation_id ORDER BY m.id`)
+		m.edited, m.deleted, m.body_time, m.body_counter, m.body_origin, c.peer, m.expires_at
+		FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.expires_at IS NULL OR m.expires_at > ? ORDER BY m.id`, ms(s.now()))
 	if err != nil {
 		return dbErr("reading history", err)
 	}
@@ -41,12 +43,16 @@ func (s *Store) EachHistoryMessage(ctx context.Context, fn func(HistoryMessage) 
 		var (
 			h    HistoryMessage
 			a, b int64
+			exp  sql.NullInt64
 		)
 		if err := rows.Scan(&h.Sender, &h.SenderDevice, &h.Outgoing, &h.MessageID, &h.Body, &a, &b, &h.Status,
-			&h.Edited, &h.Deleted, &h.BodyStamp.Time, &h.BodyStamp.Counter, &h.BodyStamp.Origin, &h.Peer); err != nil {
+			&h.Edited, &h.Deleted, &h.BodyStamp.Time, &h.BodyStamp.Counter, &h.BodyStamp.Origin, &h.Peer, &exp); err != nil {
 			return dbErr("reading history", err)
 		}
 		h.SentAt, h.ReceivedAt = fromMS(a), fromMS(b)
+		if exp.Valid {
+			h.ExpiresAt = fromMS(exp.Int64)
+		}
 		if err := fn(h); err != nil {
 			return err
 		}
@@ -76,10 +82,14 @@ func (t *Tx) ImportMessage(ctx context.Context, h HistoryMessage) (bool, error) 
 		}
 		t.convIDs[h.Peer] = conv
 	}
+	var exp any
+	if !h.ExpiresAt.IsZero() {
+		exp = ms(h.ExpiresAt)
+	}
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO messages (conversation_id, sender, sender_device, outgoing, message_id, body, sent_at, received_at, status,
-		edited, deleted, body_time, body_counter, body_origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		edited, deleted, body_time, body_counter, body_origin, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		conv, h.Sender, h.SenderDevice, h.Outgoing, h.MessageID, h.Body, ms(h.SentAt), ms(h.ReceivedAt), int(h.Status),
-		h.Edited, h.Deleted, h.BodyStamp.Time, h.BodyStamp.Counter, h.BodyStamp.Origin)
+		h.Edited, h.Deleted, h.BodyStamp.Time, h.BodyStamp.Counter, h.BodyStamp.Origin, exp)
 	if err != nil {
 		return false, dbErr("importing message", err)
 	}
@@ -193,4 +203,46 @@ func (t *Tx) ImportIdentity(ctx context.Context, name string, key protocol.Publi
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO identities (name, public_key, trust, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
 		name, key.Bytes(), int(trust), ms(firstSeen))
 	return dbErr("importing identity", err)
+}
+
+// HistoryTimers returns every conversation's disappearing-messages timer.
+func (r reader) HistoryTimers(ctx context.Context) (map[string]Timer, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT peer, seconds, time, counter, origin FROM conversation_timers`)
+	if err != nil {
+		return nil, dbErr("reading timers", err)
+	}
+	defer rows.Close()
+	out := map[string]Timer{}
+	for rows.Next() {
+		var (
+			peer string
+			tm   Timer
+		)
+		if err := rows.Scan(&peer, &tm.Seconds, &tm.Time, &tm.Counter, &tm.Origin); err != nil {
+			return nil, dbErr("reading timers", err)
+		}
+		out[peer] = tm
+	}
+	return out, dbErr("reading timers", rows.Err())
+}
+
+// ProfileKeys returns the contacts' profile keys.
+func (r reader) ProfileKeys(ctx context.Context) (map[string][]byte, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT account_id, key FROM profile_keys`)
+	if err != nil {
+		return nil, dbErr("reading profile keys", err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var (
+			a string
+			k []byte
+		)
+		if err := rows.Scan(&a, &k); err != nil {
+			return nil, dbErr("reading profile keys", err)
+		}
+		out[a] = k
+	}
+	return out, dbErr("reading profile keys", rows.Err())
 }
