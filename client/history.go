@@ -225,9 +225,9 @@ type historyArchive struct {
 	profileKeys map[string][]byte
 	identities  []devicestore.IdentityRecord
 	messages    []devicestore.HistoryMessage
-	reactions  []devicestore.HistoryReaction
-	reads      map[string]converge.Stamp
-	contacts   []devicestore.Contact
+	reactions   []devicestore.HistoryReaction
+	reads       map[string]converge.Stamp
+	contacts    []devicestore.Contact
 }
 
 // walk decodes the fields of one protobuf message: varints and bytes

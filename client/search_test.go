@@ -76,7 +76,7 @@ func TestSearchAcrossDevices(t *testing.T) {
 		{"forecast", SearchOptions{From: bu}, 1},
 		{"budget", SearchOptions{In: g.ID}, 1},
 		{"budget", SearchOptions{In: bu}, 2},
-		{"budgt", SearchOptions{}, 0},  // deleted for everyone
+		{"budgt", SearchOptions{}, 0},   // deleted for everyone
 		{"budgets", SearchOptions{}, 0}, // edited away
 	}
 	before := map[string][]string{}
