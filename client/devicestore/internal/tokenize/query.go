@@ -177,7 +177,7 @@ func (p *parser) peek() (token, bool) {
 func (p *parser) or(depth int) (*node, error) {
 	var alts []*node
 	for {
-		n, err := p.and(depth)
+		n, items, err := p.and(depth)
 		if err != nil {
 			return nil, err
 		}
@@ -187,6 +187,9 @@ func (p *parser) or(depth int) (*node, error) {
 		t, ok := p.peek()
 		if !ok || t.kind != tOr {
 			break
+		}
+		if items == 0 {
+			return nil, &QueryError{"OR without a left-hand side"}
 		}
 		p.pos++
 		if t, ok := p.peek(); !ok || t.kind == tOr || t.kind == tAnd || t.kind == tClose {
@@ -203,9 +206,8 @@ func (p *parser) or(depth int) (*node, error) {
 }
 
 // and := unary ((AND)? unary)*, where unary := (NOT | -)? primary
-func (p *parser) and(depth int) (*node, error) {
+func (p *parser) and(depth int) (_ *node, items int, _ error) {
 	g := &node{kind: nAnd}
-	items := 0
 	for {
 		t, ok := p.peek()
 		if !ok || t.kind == tOr || t.kind == tClose {
@@ -213,11 +215,11 @@ func (p *parser) and(depth int) (*node, error) {
 		}
 		if t.kind == tAnd {
 			if items == 0 {
-				return nil, &QueryError{"AND without a left-hand side"}
+				return nil, 0, &QueryError{"AND without a left-hand side"}
 			}
 			p.pos++
 			if t, ok := p.peek(); !ok || t.kind == tOr || t.kind == tAnd || t.kind == tClose {
-				return nil, &QueryError{"AND without a right-hand side"}
+				return nil, 0, &QueryError{"AND without a right-hand side"}
 			}
 			continue
 		}
@@ -226,12 +228,12 @@ func (p *parser) and(depth int) (*node, error) {
 			neg = true
 			p.pos++
 			if t, ok := p.peek(); !ok || t.kind == tOr || t.kind == tAnd || t.kind == tClose || t.kind == tNot || t.kind == tMinus {
-				return nil, &QueryError{"NOT without an operand"}
+				return nil, 0, &QueryError{"NOT without an operand"}
 			}
 		}
 		n, err := p.primary(depth)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		items++
 		if n == nil {
@@ -244,12 +246,12 @@ func (p *parser) and(depth int) (*node, error) {
 		}
 	}
 	if len(g.kids) == 0 && len(g.not) == 0 {
-		return nil, nil
+		return nil, items, nil
 	}
 	if len(g.not) == 0 && len(g.kids) == 1 {
-		return g.kids[0], nil
+		return g.kids[0], items, nil
 	}
-	return g, nil
+	return g, items, nil
 }
 
 func (p *parser) primary(depth int) (*node, error) {
