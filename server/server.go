@@ -46,7 +46,7 @@ type Limits struct {
 	DedupWindow time.Duration
 	// SweepInterval is how often expired envelopes are deleted.
 	SweepInterval time.Duration
-	// DeviceExpiry removes a linked device (not an account's first) that
+	// DeviceExpiry removes a linked device (never an account's oldest) that
 	// has not connected for this long; negative disables it.
 	DeviceExpiry time.Duration
 	// MaxInFlight is how many pushed, unacknowledged envelopes a

@@ -15,7 +15,7 @@ func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.De
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	rows, err := s.pool.Query(ctx, `DELETE FROM devices WHERE device_id > 1 AND last_seen_day < $1 RETURNING account_id, device_id`, rules.Day(cutoff))
+	rows, err := s.pool.Query(ctx, `DELETE FROM devices d WHERE d.last_seen_day < $1 AND d.device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = d.account_id) RETURNING d.account_id, d.device_id`, rules.Day(cutoff))
 	if err != nil {
 		return nil, s.translate(ctx, err)
 	}

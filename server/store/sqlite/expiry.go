@@ -15,7 +15,7 @@ func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.De
 	var out []store.DeviceRef
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `DELETE FROM devices WHERE device_id > 1 AND last_seen_day < ? RETURNING account_id, device_id`, rules.Day(cutoff))
+		rows, err := tx.QueryContext(ctx, `DELETE FROM devices WHERE last_seen_day < ? AND device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = devices.account_id) RETURNING account_id, device_id`, rules.Day(cutoff))
 		if err != nil {
 			return err
 		}

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExpireDevices", testExpireDevices},
 		{"DeviceNames", testDeviceNames},
 		{"SealedAccess", testSealedAccess},
+		{"Recovery", testRecovery},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}

@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/internal/rules"
+)
+
+var _ store.Recovery = (*Store)(nil)
+
+// SetRecoveryHash implements [store.Recovery].
+func (s *Store) SetRecoveryHash(ctx context.Context, account store.AccountID, hash []byte) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET recovery_hash = $1 WHERE id = $2`, hash, uid(account))
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return s.translate(ctx, err)
+}
+
+// RecoveryHash implements [store.Recovery].
+func (s *Store) RecoveryHash(ctx context.Context, account store.AccountID) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	var h []byte
+	if err := s.pool.QueryRow(ctx, `SELECT recovery_hash FROM accounts WHERE id = $1`, uid(account)).Scan(&h); err != nil {
+		return nil, s.translate(ctx, err)
+	}
+	if h == nil {
+		return nil, store.ErrNotFound
+	}
+	return h, nil
+}
+
+// ReplaceDevices implements [store.Recovery]; foreign keys cascade the
+// removal to the devices' prekeys and envelopes.
+func (s *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d store.NewDevice) (store.Device, []uint32, error) {
+	if err := rules.ValidateUpload(&d.PreKeys, true); err != nil {
+		return store.Device{}, nil, err
+	}
+	if d.CredentialHash == nil {
+		return store.Device{}, nil, fmt.Errorf("%w: credential hash is required", store.ErrInvalid)
+	}
+	day := rules.Day(d.Now)
+	var (
+		id      uint32
+		removed []uint32
+	)
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		removed = removed[:0]
+		if err := tx.QueryRow(ctx, `UPDATE accounts SET next_device_id = next_device_id + 1 WHERE id = $1 RETURNING next_device_id - 1`, uid(account)).Scan(&id); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM devices WHERE account_id = $1 RETURNING device_id`, uid(account))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r int64
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return err
+			}
+			removed = append(removed, uint32(r))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := insertDevice(ctx, tx, account, id, d.RegistrationID, d.CredentialHash, day); err != nil {
+			return err
+		}
+		return storePreKeys(ctx, tx, account, id, &d.PreKeys)
+	})
+	if err != nil {
+		return store.Device{}, nil, s.translate(ctx, err)
+	}
+	return store.Device{Account: account, DeviceID: id, RegistrationID: d.RegistrationID, CredentialHash: clone(d.CredentialHash),
+		CreatedAt: rules.FromUnix(day), LastSeen: rules.FromUnix(day)}, removed, nil
+}
