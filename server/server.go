@@ -235,6 +235,9 @@ func New(cfg Config) (*Server, error) {
 	if _, ok := cfg.Store.(store.SealedAccess); !ok {
 		return nil, fmt.Errorf("%w: the Store must implement store.SealedAccess", ErrConfig)
 	}
+	if _, ok := cfg.Store.(store.Recovery); !ok {
+		return nil, fmt.Errorf("%w: the Store must implement store.Recovery", ErrConfig)
+	}
 	if s.cfg.SenderCertTTL == 0 {
 		s.cfg.SenderCertTTL = DefaultSenderCertTTL
 	}
