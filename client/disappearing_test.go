@@ -1,11 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/veil-e2ee/veil/client/devicestore"
 )
 
 // TestDisappearing: a timer set on one device reaches every device of
@@ -31,8 +35,9 @@ func TestDisappearing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bob.Close()
-	alice2, _ := linkDevice(t, ts, alice)
+	alice2, a2cfg := linkDevice(t, ts, alice)
 	alice2.now = clk.Now
+	dirs := []string{acfg.Dir, a2cfg.Dir, bcfg.Dir}
 	devices := []*Client{alice, alice2, bob}
 	drainAll := func() {
 		for _, c := range devices {
@@ -89,11 +94,48 @@ func TestDisappearing(t *testing.T) {
 			t.Fatalf("%s.%d expired early: %q", c.Self().Username, c.Self().DeviceID, got)
 		}
 	}
+	// Control: the unique word is in each device's decrypted database or
+	// WAL now (so the scan below can see it).
+	word := []byte("xyzzy-vanishing-word")
+	for i, c := range devices {
+		if err := c.store.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		db, wal, err := devicestore.DecryptedFiles(dirs[i], Passphrase(testPass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(db, word) && !bytes.Contains(wal, word) {
+			t.Fatalf("control: device %d's decrypted files do not hold the word", i)
+		}
+	}
 	clk.Add(2 * time.Minute)
-	for _, c := range devices {
+	for i, c := range devices {
 		got := conv(c)
 		if len(got) != 1 || !slices.Contains([]string{"> before the timer", "< before the timer"}, got[0]) {
 			t.Fatalf("%s.%d after expiry: %q", c.Self().Username, c.Self().DeviceID, got)
+		}
+		if rs, err := c.Search(ctx, "xyzzy*", SearchOptions{}); err != nil || len(rs) != 0 {
+			t.Fatalf("device %d still finds the expired message: %d, %v", i, len(rs), err)
+		}
+		// Gone from the decrypted pages (free space included) and WAL, and
+		// from the raw files.
+		db, wal, err := devicestore.DecryptedFiles(dirs[i], Passphrase(testPass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j := bytes.Index(db, word); j >= 0 {
+			t.Errorf("device %d: the expired word is still in the decrypted database, page %d", i, j/4096+1)
+		}
+		if bytes.Contains(wal, word) {
+			t.Errorf("device %d: the expired word is still in the decrypted WAL", i)
+		}
+		ents, _ := os.ReadDir(dirs[i])
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(dirs[i], e.Name()))
+			if bytes.Contains(b, word) {
+				t.Errorf("device %d: %s holds the word in the clear", i, e.Name())
+			}
 		}
 	}
 	// Off: new messages stay.
@@ -107,6 +149,38 @@ func TestDisappearing(t *testing.T) {
 	for _, c := range devices {
 		if got := conv(c); len(got) != 2 {
 			t.Fatalf("%s.%d after turning it off: %q", c.Self().Username, c.Self().DeviceID, got)
+		}
+	}
+
+	// Deleted for everyone: the text goes from every device the same way.
+	m := mustSend(t, alice, bu, "plugh-deleted-word, sent by mistake")
+	drainAll()
+	deleted := []byte("plugh-deleted-word")
+	for i, c := range devices { // control
+		if err := c.store.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if db, wal, err := devicestore.DecryptedFiles(dirs[i], Passphrase(testPass)); err != nil || (!bytes.Contains(db, deleted) && !bytes.Contains(wal, deleted)) {
+			t.Fatalf("control: device %d's decrypted files do not hold the word (%v)", i, err)
+		}
+	}
+	if _, err := alice.Delete(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	drainAll()
+	for i, c := range devices {
+		if err := c.store.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rs, err := c.Search(ctx, "plugh*", SearchOptions{}); err != nil || len(rs) != 0 {
+			t.Fatalf("device %d still finds the deleted message: %d, %v", i, len(rs), err)
+		}
+		db, wal, err := devicestore.DecryptedFiles(dirs[i], Passphrase(testPass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(db, deleted) || bytes.Contains(wal, deleted) {
+			t.Errorf("device %d: the deleted text is still in the decrypted database or WAL", i)
 		}
 	}
 }
