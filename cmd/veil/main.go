@@ -54,6 +54,7 @@ var commands = map[string]command{
 	"group":     {"groups: create, send, add, remove, leave, rename, admin, list", runGroup},
 	"disappear": {"show or set a conversation's disappearing-messages timer", runDisappear},
 	"search":    {"search your messages on this device (--reindex rebuilds the index)", runSearch},
+	"backup":    {"encrypted backups: create, verify, restore, split, combine", runBackup},
 	"admin":     {"administer the server: backup, restore-drill", runAdmin},
 }
 
