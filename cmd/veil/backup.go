@@ -252,8 +252,12 @@ func backupRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	kdf := devicestore.KDFParams{Time: uint32(*kdfTime), Memory: uint32(*kdfMem), Threads: devicestore.DefaultKDFParams.Threads}
-	c, err := client.RestoreBackup(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, DeviceName: defaultDeviceName(),
-		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}, file, sec)
+	cfg := client.Config{Dir: f.home, Unlock: u, Server: f.server, DeviceName: defaultDeviceName(),
+		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}
+	if !f.json {
+		cfg.Progress = progressBar(stderr)
+	}
+	c, err := client.RestoreBackup(ctx, cfg, file, sec)
 	if errors.Is(err, client.ErrAlreadyRegistered) {
 		return fmt.Errorf("%s already holds a Veil profile; restore into a new --home", f.home)
 	}
