@@ -2,12 +2,14 @@ package devicestore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/ext/fts5"
 
 	"github.com/veil-e2ee/veil/client/devicestore/internal/tokenize"
@@ -65,6 +67,13 @@ const (
 // without spaces (東京, 서울, กรุงเทพ) matches wherever its characters
 // occur in that order, also inside a longer run (東京 in 東京都).
 // Lowercase and, or, not are plain words.
+//
+// Results: the newest RankWindow matches (after the filters) come first,
+// ordered by relevance (BM25: rarer words, more occurrences, shorter
+// messages rank higher); older matches follow, newest first. Most
+// searches have fewer matches than that and are ranked entirely; a
+// common word is ranked among its recent uses, which bounds its cost on
+// a large store. Offset and Limit page through that one order.
 type SearchQuery struct {
 	Text         string
 	Conversation int64  // 0: all conversations
@@ -83,7 +92,7 @@ type SearchHit struct {
 	// with SnippetEllipsis.
 	Snippet string
 	// Rank is the relevance (the negated BM25 score): higher is better;
-	// hits come best first.
+	// the ranked hits come best first (see SearchQuery for the order).
 	Rank float64
 }
 
@@ -110,15 +119,68 @@ func (r reader) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if !q.Until.IsZero() {
 		until = ms(q.Until)
 	}
+	// User terms match the body only; a conversation is a term of the
+	// conv column, intersected inside the index.
+	expr = "body : (" + expr + ")"
+	if q.Conversation != 0 {
+		expr += fmt.Sprintf(` AND conv : "c%d"`, q.Conversation)
+	}
+	args := []any{expr, q.Conversation, q.Sender, since, until}
+	joined := q.Sender != "" || !q.Since.IsZero() || !q.Until.IsZero() // filters on the messages row
+
+	// The rank window: the rowid of the RankWindow-th newest match (after
+	// the filters); matches from there on are ranked by BM25. Scoring is
+	// the expensive part of a search (FTS5 reads each match's positions
+	// and length), so bounding it bounds a common word's cost.
+	lo := int64(math.MinInt64)
+	windowQuery := `SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT 1 OFFSET ?6`
+	if joined {
+		windowQuery = `SELECT messages_fts.rowid FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+			WHERE messages_fts MATCH ?1 AND ` + searchFilters + ` ORDER BY messages_fts.rowid DESC LIMIT 1 OFFSET ?6`
+	}
+	err = r.q.QueryRowContext(ctx, windowQuery, append(args, RankWindow-1)...).Scan(&lo)
+	windowed := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, dbErr("searching", err)
+	}
+
+	var hits []SearchHit
+	if q.Offset < RankWindow || !windowed {
+		n := limit
+		if windowed {
+			n = min(limit, RankWindow-q.Offset)
+		}
+		hits, err = r.searchRows(ctx, `AND messages_fts.rowid >= ?6 ORDER BY rank LIMIT ?7 OFFSET ?8`, append(args, lo, n, q.Offset))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if windowed && q.Offset+limit > RankWindow {
+		off := max(q.Offset-RankWindow, 0)
+		older, err := r.searchRows(ctx, `AND messages_fts.rowid < ?6 ORDER BY messages_fts.rowid DESC LIMIT ?7 OFFSET ?8`,
+			append(args, lo, limit-len(hits), off))
+		if err != nil {
+			return nil, err
+		}
+		hits = append(hits, older...)
+	}
+	return hits, nil
+}
+
+// RankWindow is how many of the newest matches Search ranks by BM25; see
+// SearchQuery.
+const RankWindow = 500
+
+// searchFilters are SearchQuery's filters on messages m, parameters 2-5.
+const searchFilters = `(?2 = 0 OR m.conversation_id = ?2) AND (?3 = '' OR m.sender = ?3) AND m.sent_at >= ?4 AND m.sent_at < ?5`
+
+// searchRows runs the search query with tail (a rowid bound, order and
+// paging) appended.
+func (r reader) searchRows(ctx context.Context, tail string, args []any) ([]SearchHit, error) {
 	rows, err := r.q.QueryContext(ctx, `SELECT `+prefixedMessageCols+`,
 			snippet(messages_fts, 0, '`+HighlightStart+`', '`+HighlightEnd+`', '`+SnippetEllipsis+`', 16), rank
 		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-		WHERE messages_fts MATCH ?1
-			AND (?2 = 0 OR m.conversation_id = ?2)
-			AND (?3 = '' OR m.sender = ?3)
-			AND m.sent_at >= ?4 AND m.sent_at < ?5
-		ORDER BY rank LIMIT ?6 OFFSET ?7`,
-		expr, q.Conversation, q.Sender, since, until, limit, q.Offset)
+		WHERE messages_fts MATCH ?1 AND `+searchFilters+` `+tail, args...)
 	if err != nil {
 		return nil, dbErr("searching", err)
 	}
@@ -187,7 +249,7 @@ func (s *Store) Reindex(ctx context.Context, progress func(done, total int64)) e
 			if n == 0 {
 				break
 			}
-			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE id > ? AND id <= ?`, last, maxID); err != nil {
+			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body, conv) SELECT id, body, 'c' || conversation_id FROM messages WHERE id > ? AND id <= ?`, last, maxID); err != nil {
 				return dbErr("reindexing", err)
 			}
 			done += n
@@ -208,7 +270,7 @@ func (s *Store) Reindex(ctx context.Context, progress func(done, total int64)) e
 // searchable in the transaction's commit. It runs on the sql.Tx, not
 // through the statement cache, which holds the caller's statements.
 func indexPending(ctx context.Context, q querier) error {
-	res, err := q.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body) SELECT m.id, m.body FROM search_pending p JOIN messages m ON m.id = p.id`)
+	res, err := q.ExecContext(ctx, `INSERT INTO messages_fts (rowid, body, conv) SELECT m.id, m.body, 'c' || m.conversation_id FROM search_pending p JOIN messages m ON m.id = p.id`)
 	if err != nil {
 		return dbErr("indexing messages", err)
 	}
@@ -219,9 +281,25 @@ func indexPending(ctx context.Context, q querier) error {
 	return dbErr("indexing messages", err)
 }
 
-// registerSearch registers the search tokenizer on a connection (the
-// store's initConn does it on every one, readers included: a MATCH
-// tokenizes its query with it).
+// searchCacheKiB is each connection's page cache. Ranking reads every
+// ranked match's length from the index's docsize table, a random read
+// per match: with SQLite's default 2 MiB cache most of them miss, and a
+// miss is a read and an Adiantum decryption of a 4 KiB page. The cache
+// fills only as pages are used.
+var searchCacheKiB = 16 << 10
+
+// initSearchConn prepares a connection for search (the store's initConn
+// calls it on every connection, readers included: a MATCH tokenizes its
+// query with the same tokenizer): FTS5 with the search tokenizer, and a
+// larger page cache.
+func initSearchConn(c *sqlite3.Conn) error {
+	if err := fts5.RegisterCustom(c, registerSearch); err != nil {
+		return err
+	}
+	return c.Exec(fmt.Sprintf(`PRAGMA cache_size = -%d`, searchCacheKiB))
+}
+
+// registerSearch registers the search tokenizer.
 func registerSearch(api *fts5.API) error {
 	return api.CreateTokenizer("veil", func([]string) (fts5.Tokenizer, error) { return ftsTokenizer{}, nil })
 }

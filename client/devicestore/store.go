@@ -21,7 +21,6 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/driver"
-	"github.com/ncruces/go-sqlite3/ext/fts5"
 	_ "github.com/ncruces/go-sqlite3/vfs/adiantum" // registers the "adiantum" VFS
 )
 
@@ -214,9 +213,9 @@ func open(ctx context.Context, path string, k *keys, create bool, o options) (*S
 }
 
 // initConn runs on every new connection: FTS5 and the search tokenizer
-// (search.go) are registered so the search index works on any connection.
+// (search.go: initSearchConn) are set up so search works on any connection.
 func initConn(c *sqlite3.Conn) error {
-	return fts5.RegisterCustom(c, registerSearch)
+	return initSearchConn(c)
 }
 
 type migration struct {

@@ -14,13 +14,25 @@
 -- (case folding, diacritics removed, unigrams for scripts without spaces),
 -- registered on every connection by the store. detail=full: phrase
 -- queries, which scripts without spaces need, require positions.
+-- Columns: body, and conv, the message's conversation as one term
+-- ("c" and its id), so a search in one conversation is an intersection
+-- inside the index (MATCH 'body : (…) AND conv : "c12"') instead of a
+-- look-up of every match's row. The content is a view over messages that
+-- supplies conv; queries always restrict user terms to body.
+CREATE VIEW messages_search AS
+	SELECT id, body, 'c' || conversation_id AS conv FROM messages;
+
 CREATE VIRTUAL TABLE messages_fts USING fts5(
 	body,
-	content = 'messages',
+	conv,
+	content = 'messages_search',
 	content_rowid = 'id',
 	tokenize = 'veil',
 	detail = full
 );
+
+-- Rank by BM25 over body only.
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('rank', 'bm25(1.0, 0.0)');
 
 -- secure-delete: a deleted row's terms are removed from the index b-tree
 -- itself instead of being masked by a delete marker until a merge, so a
@@ -49,15 +61,17 @@ END;
 -- A queued row is not in the index yet: deleting it only unqueues it,
 -- and an edit needs nothing (the drain reads the current body).
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body)
-		SELECT 'delete', old.id, old.body WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE id = old.id);
+	INSERT INTO messages_fts (messages_fts, rowid, body, conv)
+		SELECT 'delete', old.id, old.body, 'c' || old.conversation_id
+		WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE id = old.id);
 	DELETE FROM search_pending WHERE id = old.id;
 END;
 
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages
-WHEN old.body IS NOT new.body AND NOT EXISTS (SELECT 1 FROM search_pending WHERE id = old.id) BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
-	INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body, conversation_id ON messages
+WHEN (old.body IS NOT new.body OR old.conversation_id IS NOT new.conversation_id)
+	AND NOT EXISTS (SELECT 1 FROM search_pending WHERE id = old.id) BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body, conv) VALUES ('delete', old.id, old.body, 'c' || old.conversation_id);
+	INSERT INTO messages_fts (rowid, body, conv) VALUES (new.id, new.body, 'c' || new.conversation_id);
 END;
 
 -- Index the messages already stored.
