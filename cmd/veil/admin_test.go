@@ -3,10 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/veil-e2ee/veil/server/dr"
+	"github.com/veil-e2ee/veil/server/store/postgres"
+	"github.com/veil-e2ee/veil/server/store/postgres/pgtest"
 )
 
 // The admin commands find the database exactly as veil server does.
@@ -69,5 +76,52 @@ func TestAdminDispatch(t *testing.T) {
 		if c.summary == "" || c.run == nil {
 			t.Errorf("admin command %q is incomplete", name)
 		}
+	}
+}
+
+// veil admin backup --db postgres://… and restore-drill (the scratch
+// server defaults to --db) on the test PostgreSQL server.
+func TestAdminPostgres(t *testing.T) {
+	for _, p := range []string{"pg_dump", "pg_restore"} {
+		if _, err := exec.LookPath(p); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing and CI=true, so this test must not be skipped: %v", p, err)
+			}
+			t.Skipf("SKIPPING: %s is not installed: %v", p, err)
+		}
+	}
+	dsn := pgtest.DSN(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"admin", "backup", "--db", dsn, "--out", dir, "--json"}, &out, &errb); err != nil {
+		t.Fatalf("backup: %v\n%s", err, errb.String())
+	}
+	var res struct {
+		File     string       `json:"file"`
+		Manifest *dr.Manifest `json:"manifest"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if !strings.HasSuffix(res.File, ".pgdump") || res.Manifest.Backend != dr.BackendPostgres || res.Manifest.Tables["accounts"] != 0 {
+		t.Fatalf("backup result %s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"admin", "restore-drill", res.File, "--db", pgtest.URL()}, &out, &errb); err != nil {
+		t.Fatalf("drill: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "PASS  pg_restore") || !strings.Contains(out.String(), "PASS: all") {
+		t.Fatalf("drill report:\n%s", out.String())
+	}
+	// Without a scratch server a PostgreSQL drill cannot run: a clear error.
+	t.Setenv("VEIL_DB", "")
+	if err := run(ctx, []string{"admin", "restore-drill", res.File}, &out, &errb); err == nil || !strings.Contains(err.Error(), "--scratch") {
+		t.Fatalf("drill without scratch: %v", err)
 	}
 }
