@@ -384,3 +384,82 @@ func TestSearchReindex(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchRankWindow: with more matches than RankWindow, the newest
+// RankWindow come first ranked by relevance, then the older ones newest
+// first; paging walks the same order; a conversation filter applies
+// before the window.
+func TestSearchRankWindow(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	const n = devicestore.RankWindow + 120
+	var convA, convB int64
+	update(t, s, func(tx *devicestore.Tx) error {
+		var err error
+		if convA, err = tx.Conversation(ctx, "a"); err != nil {
+			return err
+		}
+		if convB, err = tx.Conversation(ctx, "b"); err != nil {
+			return err
+		}
+		for i := range n {
+			body := "kiwi " + strings.Repeat("filler ", i%7) // varying length: varying rank
+			c := convA
+			if i%10 == 0 {
+				c = convB
+			}
+			if _, err := tx.InsertMessage(ctx, devicestore.Message{ConversationID: c, Sender: "a", MessageID: []byte{byte(i), byte(i >> 8)},
+				Body: []byte(body), SentAt: day(i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	all, err := s.Search(ctx, devicestore.SearchQuery{Text: "kiwi", Limit: 1000})
+	if err != nil || len(all) != n {
+		t.Fatalf("%d hits, %v; want %d", len(all), err, n)
+	}
+	ranked, older := all[:devicestore.RankWindow], all[devicestore.RankWindow:]
+	minRanked := int64(1 << 62)
+	for i, h := range ranked {
+		if i > 0 && h.Rank > ranked[i-1].Rank {
+			t.Fatalf("ranked hit %d out of order", i)
+		}
+		minRanked = min(minRanked, h.Message.ID)
+	}
+	for i, h := range older {
+		if h.Message.ID >= minRanked || (i > 0 && h.Message.ID >= older[i-1].Message.ID) {
+			t.Fatalf("older hit %d (id %d) not newest-first below the window (from id %d)", i, h.Message.ID, minRanked)
+		}
+	}
+	if got := int64(n) - minRanked + 1; got != devicestore.RankWindow {
+		t.Errorf("window spans the newest %d messages, want %d", got, devicestore.RankWindow)
+	}
+	var paged []int64
+	for off := 0; off < n+50; off += 70 {
+		hits, err := s.Search(ctx, devicestore.SearchQuery{Text: "kiwi", Limit: 70, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			paged = append(paged, h.Message.ID)
+		}
+	}
+	if len(paged) != n {
+		t.Fatalf("paged %d hits, want %d", len(paged), n)
+	}
+	for i := range all {
+		if paged[i] != all[i].Message.ID {
+			t.Fatalf("page order differs at %d", i)
+		}
+	}
+	inB, err := s.Search(ctx, devicestore.SearchQuery{Text: "kiwi", Conversation: convB, Limit: 1000})
+	if err != nil || len(inB) != n/10 {
+		t.Fatalf("conversation b: %d hits, %v; want %d", len(inB), err, n/10)
+	}
+	for _, h := range inB {
+		if h.Message.ConversationID != convB {
+			t.Fatalf("hit from conversation %d", h.Message.ConversationID)
+		}
+	}
+}
