@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,5 +160,78 @@ func TestPostgresBackupMissingTool(t *testing.T) {
 		&dr.BackupOptions{PGDump: "/nonexistent/pg_dump", Now: time.Now})
 	if !errors.Is(err, dr.ErrTool) || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// scripts/pg-backup.sh and scripts/pg-restore.sh, the manual procedure,
+// work on a real store schema: the restored database has the same schema
+// version and rows, and a dump that changed after it was taken is refused.
+func TestPostgresScripts(t *testing.T) {
+	for _, p := range []string{"sh", "sha256sum", "psql"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("SKIPPING: %s is not installed", p)
+		}
+	}
+	dsn, st := openPG(t)
+	ctx := context.Background()
+	base := startServer(t, st)
+	ld := startLoad(t, base)
+	waitFor(t, "the first sends", func() bool { return ld.sends.Load() >= 50 })
+	ld.stop()
+	du, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := du.Query().Get("search_path")
+	root, _ := filepath.Abs("../../scripts")
+	dir := t.TempDir()
+	out, err := exec.CommandContext(ctx, "sh", filepath.Join(root, "pg-backup.sh"), pgtest.URL(), dir, schema).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg-backup.sh: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pgdump"))
+	if len(files) != 1 {
+		t.Fatalf("pg-backup.sh wrote %v\n%s", files, out)
+	}
+
+	conn, err := pgx.Connect(ctx, pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	target := "veil_drill_script_" + strings.TrimPrefix(schema, "veil_test_")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+target); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+target+" WITH (FORCE)") })
+	u, _ := url.Parse(pgtest.URL())
+	u.Path = "/" + target
+	out, err = exec.CommandContext(ctx, "sh", filepath.Join(root, "pg-restore.sh"), files[0], u.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg-restore.sh: %v\n%s", err, out)
+	}
+	var src, dst [2]int64
+	q := `SELECT (SELECT max(version) FROM ` + schema + `.schema_migrations), (SELECT count(*) FROM ` + schema + `.envelopes)`
+	if err := conn.QueryRow(ctx, q).Scan(&src[0], &src[1]); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close(ctx)
+	if err := c2.QueryRow(ctx, q).Scan(&dst[0], &dst[1]); err != nil {
+		t.Fatal(err)
+	}
+	if src != dst || src[1] == 0 {
+		t.Fatalf("source (version, envelopes) %v, restored %v", src, dst)
+	}
+
+	f, _ := os.OpenFile(files[0], os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{0})
+	f.Close()
+	out, err = exec.CommandContext(ctx, "sh", filepath.Join(root, "pg-restore.sh"), files[0], u.String()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "altered or corrupted") {
+		t.Fatalf("pg-restore.sh of an altered dump: %v\n%s", err, out)
 	}
 }
