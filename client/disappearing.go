@@ -24,7 +24,8 @@ import (
 const MaxDisappearing = content.MaxTimer * time.Second
 
 // conversationKey is the conversation a username or group id names: a
-// group this device knows, else a user.
+// group this device knows, else a contact (no server lookup: searching
+// or setting a timer never reveals whom to the server).
 func (c *Client) conversationKey(ctx context.Context, conversation string) (string, error) {
 	if id, err := parseGroupID(conversation); err == nil {
 		if _, err := c.Group(ctx, conversation); err == nil {
@@ -33,9 +34,12 @@ func (c *Client) conversationKey(ctx context.Context, conversation string) (stri
 			return "", err
 		}
 	}
-	ct, err := c.resolve(ctx, conversation)
+	if !ValidUsername(conversation) {
+		return "", &noContactError{conversation}
+	}
+	ct, err := c.store.ContactByUsername(ctx, conversation)
 	if err != nil {
-		return "", err
+		return "", notContact(err, conversation)
 	}
 	return ct.AccountID, nil
 }
