@@ -226,8 +226,12 @@ func claim(out string) (string, error) {
 	return tmp, nil
 }
 
-// finish makes the data file durable under its final name.
+// finish makes the data file private (it holds the server's metadata and
+// queued ciphertext) and durable under its final name.
 func finish(tmp, out string) error {
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
 	if err := syncFile(tmp); err != nil {
 		return err
 	}

@@ -422,6 +422,55 @@ func TestDrillDetectsDamage(t *testing.T) {
 	}
 }
 
+// A database whose server has stopped (no -wal or -shm left) backs up too,
+// without a change to the database file, and the backup files are private
+// to their owner.
+func TestBackupStoppedServer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "veil.db")
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "b.db")
+	if _, err := dr.Backup(ctx, db, file, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(db)
+	if !bytes.Equal(before, after) {
+		t.Errorf("the backup changed the source database")
+	}
+	// The read-only connection may leave SQLite's empty -wal and -shm
+	// companions beside a stopped database; the server opens it as before.
+	st, err = sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatalf("the server cannot reopen its database after a backup: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, dr.ManifestPath(file)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
+		}
+	}
+	if rep := drill(t, file); !rep.Pass {
+		t.Fatalf("drill: %v", rep.Err())
+	}
+}
+
 // A backup never overwrites anything, and refuses a database that does
 // not exist rather than creating an empty one.
 func TestBackupRefusals(t *testing.T) {
