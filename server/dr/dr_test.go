@@ -29,7 +29,7 @@ import (
 
 // startServer runs a real server over st on a loopback port and returns
 // its base URL.
-func startServer(t *testing.T, st store.Store) string {
+func startServer(t testing.TB, st store.Store) string {
 	t.Helper()
 	srv, err := server.New(server.Config{
 		Store:  st,
@@ -143,7 +143,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func openSQLite(t *testing.T, path string) *sqlite.Store {
+func openSQLite(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
