@@ -28,6 +28,7 @@ var testLimits = server.Limits{
 	Register:    server.Rate{Burst: 10000, Interval: time.Millisecond},
 	Lookup:      server.Rate{Burst: 10000, Interval: time.Millisecond},
 	Link:        server.Rate{Burst: 10000, Interval: time.Millisecond},
+	Recover:     server.Rate{Burst: 10000, Interval: time.Millisecond},
 }
 
 // testServer is a real veil server on a loopback port, on SQLite (in a

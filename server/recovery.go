@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/wake"
@@ -20,11 +19,6 @@ import (
 
 // RecoveryCredentialLen is the length of a recovery credential.
 const RecoveryCredentialLen = 32
-
-// recoverRate bounds recovery attempts per account (and, separately, per
-// client address): a credential has 256 bits, so this only keeps a
-// stolen-but-wrong guess stream from filling the logs and the database.
-var recoverRate = Rate{Burst: 5, Interval: 12 * time.Minute}
 
 var errRecoveryDenied = newError(http.StatusUnauthorized, "recovery_denied",
 	"The recovery credential does not open this account (or the account has none). Check the recovery key.")
@@ -91,10 +85,12 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, _ princip
 	if ae != nil {
 		return ae
 	}
-	if err := s.limit(r.Context(), "recover_account", recoverRate, acct[:]); err != nil {
+	// A credential has 256 bits: the limit keeps a stream of guesses from
+	// filling the logs and the database.
+	if err := s.limit(r.Context(), "recover_account", s.lim.Recover, acct[:]); err != nil {
 		return err
 	}
-	if err := s.limit(r.Context(), "recover_client", recoverRate, []byte(s.clientAddr(r))); err != nil {
+	if err := s.limit(r.Context(), "recover_client", s.lim.Recover, []byte(s.clientAddr(r))); err != nil {
 		return err
 	}
 	want, err := s.recoveryStore().RecoveryHash(r.Context(), acct)

@@ -75,6 +75,9 @@ type Limits struct {
 	// The client address is only hashed into the bucket key.
 	SealedSend  Rate
 	SealedMulti Rate
+	// Recover limits account-recovery attempts per account and,
+	// separately, per client address.
+	Recover Rate
 }
 
 // DefaultLimits are the limits used for zero fields of Config.Limits.
@@ -96,6 +99,7 @@ var DefaultLimits = Limits{
 	Link:           Rate{Burst: 6, Interval: 2 * time.Minute},
 	SealedSend:     Rate{Burst: 1000, Interval: 10 * time.Millisecond},
 	SealedMulti:    Rate{Burst: 200, Interval: 50 * time.Millisecond},
+	Recover:        Rate{Burst: 5, Interval: 12 * time.Minute},
 }
 
 func (l Limits) withDefaults() Limits {
@@ -132,6 +136,7 @@ func (l Limits) withDefaults() Limits {
 	setR(&l.Link, d.Link)
 	setR(&l.SealedSend, d.SealedSend)
 	setR(&l.SealedMulti, d.SealedMulti)
+	setR(&l.Recover, d.Recover)
 	return l
 }
 

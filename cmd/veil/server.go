@@ -92,6 +92,7 @@ func newServerFlags() (*flag.FlagSet, *serverFlags) {
 	fs.Var(rateFlag{&l.Link}, "rate-link", "device links per account")
 	fs.Var(rateFlag{&l.SealedSend}, "rate-sealed", "sealed (senderless) sends per client address and recipient")
 	fs.Var(rateFlag{&l.SealedMulti}, "rate-sealed-multi", "sealed sender v2 (group) sends per client address")
+	fs.Var(rateFlag{&l.Recover}, "rate-recover", "account-recovery attempts per account and per client address")
 	fs.DurationVar(&f.senderCertTTL, "sender-cert-ttl", server.DefaultSenderCertTTL, "validity of issued sealed-sender certificates")
 	fs.UintVar(&f.certKeyID, "cert-key-id", 1, "id of the key that signs sender certificates (change it to rotate the key)")
 	return fs, f
