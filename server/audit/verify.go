@@ -1,0 +1,168 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/veil-e2ee/veil/server/store"
+)
+
+// Source is what Verify and Export read: a store's audit log, or an
+// export read back with [ReadExport].
+type Source interface {
+	AuditHead(ctx context.Context) (uint64, []byte, error)
+	ListAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+	AuditCheckpoints(ctx context.Context, after uint64, limit int) ([]store.AuditCheckpoint, error)
+}
+
+// Problem kinds reported by Verify.
+const (
+	ProblemAltered       = "altered"        // an entry's hash does not match its content
+	ProblemChainBroken   = "chain_broken"   // an entry does not follow the previous one (inserted, removed or reordered)
+	ProblemMissing       = "missing"        // a gap in the sequence numbers
+	ProblemOutOfOrder    = "out_of_order"   // sequence numbers not increasing
+	ProblemCheckpointSig = "checkpoint_sig" // a checkpoint's signature does not verify
+	ProblemCheckpoint    = "checkpoint"     // the chain's hash at a checkpoint differs from the signed one
+	ProblemTruncated     = "truncated"      // a signed checkpoint is past the end of the log
+	ProblemHead          = "head"           // the store's recorded head differs from the last entry
+)
+
+// maxProblems bounds a report.
+const maxProblems = 100
+
+// Problem is one verification failure.
+type Problem struct {
+	Seq    uint64 `json:"seq"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	OK bool `json:"ok"`
+	// Entries is how many entries were read; HeadSeq and HeadHash the
+	// last one.
+	Entries  uint64 `json:"entries"`
+	HeadSeq  uint64 `json:"head_seq"`
+	HeadHash string `json:"head_hash"`
+	// Checkpoints is how many signed checkpoints were checked;
+	// LastCheckpoint the seq of the newest.
+	Checkpoints    int    `json:"checkpoints"`
+	LastCheckpoint uint64 `json:"last_checkpoint"`
+	// Unprotected counts the entries after the last checkpoint: they
+	// chain correctly, but someone able to write to the database could
+	// have rewritten or removed them undetectably.
+	Unprotected uint64 `json:"unprotected_entries"`
+	// PublicKey is the checkpoint key verified against (hex).
+	PublicKey string    `json:"public_key"`
+	Problems  []Problem `json:"problems,omitempty"`
+}
+
+func (r *Report) add(seq uint64, kind, format string, args ...any) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, Problem{Seq: seq, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+	}
+}
+
+// Err is nil when the log verified, else ErrTampered with the first
+// problem.
+func (r *Report) Err() error {
+	if len(r.Problems) == 0 {
+		return nil
+	}
+	p := r.Problems[0]
+	return fmt.Errorf("%w: %d problem(s), first at seq %d: %s: %s", ErrTampered, len(r.Problems), p.Seq, p.Kind, p.Detail)
+}
+
+// Verify walks the whole chain from the first entry: every entry must
+// follow the previous one with the next sequence number, its hash must
+// match its content, every checkpoint must carry a valid signature by
+// pub and match the chain's hash at its seq, no checkpoint may lie past
+// the last entry, and the store's head must be the last entry. It
+// returns an error only when the source cannot be read; a log that fails
+// verification gives a report with problems (see [Report.Err]).
+func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, error) {
+	rep := &Report{PublicKey: hex.EncodeToString(pub)}
+	cps := map[uint64]store.AuditCheckpoint{}
+	var after uint64
+	for {
+		page, err := src.AuditCheckpoints(ctx, after, store.MaxAuditPage)
+		if err != nil {
+			return nil, fmt.Errorf("audit: read checkpoints: %w", err)
+		}
+		for _, c := range page {
+			if c.Seq <= after {
+				return nil, fmt.Errorf("audit: checkpoints out of order at seq %d", c.Seq)
+			}
+			after = c.Seq
+			cps[c.Seq] = c
+			rep.Checkpoints++
+			rep.LastCheckpoint = c.Seq
+			if !VerifyCheckpoint(pub, c) {
+				rep.add(c.Seq, ProblemCheckpointSig, "the checkpoint's signature does not verify with the audit key")
+			}
+		}
+		if len(page) < store.MaxAuditPage {
+			break
+		}
+	}
+	prev := Genesis
+	var last uint64
+	for {
+		page, err := src.ListAudit(ctx, store.AuditQuery{After: last, Limit: store.MaxAuditPage})
+		if err != nil {
+			return nil, fmt.Errorf("audit: read entries: %w", err)
+		}
+		for i := range page {
+			e := &page[i]
+			switch {
+			case e.Seq <= last:
+				rep.add(e.Seq, ProblemOutOfOrder, "entry %d follows entry %d", e.Seq, last)
+			case e.Seq != last+1:
+				rep.add(e.Seq, ProblemMissing, "entries %d to %d are missing", last+1, e.Seq-1)
+			}
+			if !bytes.Equal(e.PrevHash, prev) {
+				rep.add(e.Seq, ProblemChainBroken, "the entry does not chain to the one before it")
+			}
+			h := Hash(e.PrevHash, e)
+			if !bytes.Equal(h, e.Hash) {
+				rep.add(e.Seq, ProblemAltered, "the entry's content does not match its hash")
+			}
+			if c, ok := cps[e.Seq]; ok && !bytes.Equal(c.Hash, h) {
+				rep.add(e.Seq, ProblemCheckpoint, "the chain differs from the signed checkpoint")
+			}
+			// Continue from what this entry really hashes to, so one
+			// problem is not reported again for every later entry.
+			prev = h
+			if e.Seq > last {
+				last = e.Seq
+			}
+			rep.Entries++
+		}
+		if len(page) < store.MaxAuditPage {
+			break
+		}
+	}
+	rep.HeadSeq = last
+	rep.HeadHash = hex.EncodeToString(prev)
+	if rep.Entries == 0 {
+		rep.HeadHash = hex.EncodeToString(Genesis)
+	}
+	if rep.LastCheckpoint > last {
+		rep.add(rep.LastCheckpoint, ProblemTruncated, "a signed checkpoint covers entries up to %d but the log ends at %d", rep.LastCheckpoint, last)
+	} else {
+		rep.Unprotected = last - rep.LastCheckpoint
+	}
+	hseq, hhash, err := src.AuditHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read head: %w", err)
+	}
+	if hseq != last || (last > 0 && !bytes.Equal(hhash, prev)) {
+		rep.add(hseq, ProblemHead, "the recorded head is entry %d but the log ends at %d", hseq, last)
+	}
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
