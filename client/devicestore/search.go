@@ -2,10 +2,11 @@ package devicestore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -70,10 +71,11 @@ const (
 //
 // Results: the newest RankWindow matches (after the filters) come first,
 // ordered by relevance (BM25: rarer words, more occurrences, shorter
-// messages rank higher); older matches follow, newest first. Most
-// searches have fewer matches than that and are ranked entirely; a
-// common word is ranked among its recent uses, which bounds its cost on
-// a large store. Offset and Limit page through that one order.
+// messages rank higher; ties newest first); older matches follow, newest
+// first. Most searches have fewer matches than that and are ranked
+// entirely; a common word is ranked among its recent uses, which bounds
+// the cost of a search on a large store. Offset and Limit page through
+// that one order.
 type SearchQuery struct {
 	Text         string
 	Conversation int64  // 0: all conversations
@@ -91,8 +93,9 @@ type SearchHit struct {
 	// terms between HighlightStart and HighlightEnd, cut ends marked
 	// with SnippetEllipsis.
 	Snippet string
-	// Rank is the relevance (the negated BM25 score): higher is better;
-	// the ranked hits come best first (see SearchQuery for the order).
+	// Rank is the relevance, a BM25 score (k1 = 1.2, b = 0.75) whose
+	// document frequencies and mean length are taken over the ranked
+	// window: higher is better, and only comparable within one search.
 	Rank float64
 }
 
@@ -126,83 +129,262 @@ func (r reader) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 		expr += fmt.Sprintf(` AND conv : "c%d"`, q.Conversation)
 	}
 	args := []any{expr, q.Conversation, q.Sender, since, until}
-	joined := q.Sender != "" || !q.Since.IsZero() || !q.Until.IsZero() // filters on the messages row
 
-	// The rank window: the rowid of the RankWindow-th newest match (after
-	// the filters); matches from there on are ranked by BM25. Scoring is
-	// the expensive part of a search (FTS5 reads each match's positions
-	// and length), so bounding it bounds a common word's cost.
-	lo := int64(math.MinInt64)
-	windowQuery := `SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1 ORDER BY rowid DESC LIMIT 1 OFFSET ?6`
-	if joined {
-		windowQuery = `SELECT messages_fts.rowid FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-			WHERE messages_fts MATCH ?1 AND ` + searchFilters + ` ORDER BY messages_fts.rowid DESC LIMIT 1 OFFSET ?6`
+	// The window: the newest RankWindow matches, with what ranking needs
+	// (term frequencies, length), in one pass down the index.
+	joined := q.Sender != "" || !q.Since.IsZero() || !q.Until.IsZero() // filters on the message row
+	window, err := r.searchMatches(ctx, joined, ``, append(args, math.MinInt64, RankWindow, 0))
+	if err != nil {
+		return nil, err
 	}
-	err = r.q.QueryRowContext(ctx, windowQuery, append(args, RankWindow-1)...).Scan(&lo)
-	windowed := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, dbErr("searching", err)
+	st := newRankStats(window)
+	for i := range window {
+		window[i].score = st.score(window[i])
 	}
-
-	var hits []SearchHit
-	if q.Offset < RankWindow || !windowed {
-		n := limit
-		if windowed {
-			n = min(limit, RankWindow-q.Offset)
+	sort.SliceStable(window, func(i, j int) bool { return window[i].score > window[j].score })
+	var page []searchMatch
+	if q.Offset < len(window) {
+		page = window[q.Offset:min(len(window), q.Offset+limit)]
+	}
+	if len(window) == RankWindow && q.Offset+limit > RankWindow {
+		lo := window[0].id
+		for _, m := range window {
+			lo = min(lo, m.id)
 		}
-		hits, err = r.searchRows(ctx, `AND messages_fts.rowid >= ?6 ORDER BY rank LIMIT ?7 OFFSET ?8`, append(args, lo, n, q.Offset))
+		older, err := r.searchMatches(ctx, joined, `AND messages_fts.rowid < ?6`, append(args, lo, limit-len(page), max(q.Offset-RankWindow, 0)))
 		if err != nil {
 			return nil, err
 		}
-	}
-	if windowed && q.Offset+limit > RankWindow {
-		off := max(q.Offset-RankWindow, 0)
-		older, err := r.searchRows(ctx, `AND messages_fts.rowid < ?6 ORDER BY messages_fts.rowid DESC LIMIT ?7 OFFSET ?8`,
-			append(args, lo, limit-len(hits), off))
-		if err != nil {
-			return nil, err
+		for i := range older {
+			older[i].score = st.score(older[i])
 		}
-		hits = append(hits, older...)
+		page = append(page, older...)
 	}
-	return hits, nil
+	return r.searchHits(ctx, q.Text, page)
 }
 
-// RankWindow is how many of the newest matches Search ranks by BM25; see
-// SearchQuery.
+// RankWindow is how many of the newest matches Search ranks by
+// relevance; see SearchQuery.
 const RankWindow = 500
 
 // searchFilters are SearchQuery's filters on messages m, parameters 2-5.
 const searchFilters = `(?2 = 0 OR m.conversation_id = ?2) AND (?3 = '' OR m.sender = ?3) AND m.sent_at >= ?4 AND m.sent_at < ?5`
 
-// searchRows runs the search query with tail (a rowid bound, order and
-// paging) appended.
-func (r reader) searchRows(ctx context.Context, tail string, args []any) ([]SearchHit, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT `+prefixedMessageCols+`,
-			snippet(messages_fts, 0, '`+HighlightStart+`', '`+HighlightEnd+`', '`+SnippetEllipsis+`', 16), rank
+// searchMatch is a matching message with its ranking inputs.
+type searchMatch struct {
+	id     int64
+	tf     []byte // occurrences of each query phrase in the body (capped at 255)
+	length int64  // body terms
+	score  float64
+}
+
+// searchMatches lists matches newest first: args are the MATCH
+// expression, the filters, then ?6 for bound (extra WHERE text), ?7
+// limit and ?8 offset.
+func (r reader) searchMatches(ctx context.Context, joined bool, bound string, args []any) ([]searchMatch, error) {
+	// Without filters on the message row, the index alone answers: no
+	// look-up of each match's row (a random page read when the matches
+	// are spread over a large store).
+	query := `SELECT rowid, veil_tf(messages_fts), veil_len(messages_fts) FROM messages_fts
+		WHERE messages_fts MATCH ?1 AND ?2 = ?2 AND ?3 = ?3 AND ?4 = ?4 AND ?5 = ?5 ` + bound + `
+		ORDER BY rowid DESC LIMIT ?7 OFFSET ?8`
+	if joined {
+		query = `SELECT messages_fts.rowid, veil_tf(messages_fts), veil_len(messages_fts)
 		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-		WHERE messages_fts MATCH ?1 AND `+searchFilters+` `+tail, args...)
+		WHERE messages_fts MATCH ?1 AND ` + searchFilters + ` ` + bound + `
+		ORDER BY messages_fts.rowid DESC LIMIT ?7 OFFSET ?8`
+	}
+	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, dbErr("searching", err)
 	}
 	defer rows.Close()
-	var hits []SearchHit
+	var out []searchMatch
 	for rows.Next() {
-		var (
-			h       SearchHit
-			a, b    int64
-			snippet []byte
-		)
-		m := &h.Message
-		if err := rows.Scan(&m.ID, &m.ConversationID, &m.Sender, &m.SenderDevice, &m.Outgoing, &m.MessageID, &m.Body, &a, &b, &m.Status,
-			&m.Edited, &m.Deleted, &snippet, &h.Rank); err != nil {
+		var m searchMatch
+		if err := rows.Scan(&m.id, &m.tf, &m.length); err != nil {
 			return nil, dbErr("searching", err)
 		}
-		m.SentAt, m.ReceivedAt = fromMS(a), fromMS(b)
-		h.Snippet = string(snippet)
-		h.Rank = -h.Rank
-		hits = append(hits, h)
+		out = append(out, m)
 	}
-	return hits, dbErr("searching", rows.Err())
+	return out, dbErr("searching", rows.Err())
+}
+
+// rankStats are the BM25 statistics, taken over the window: document
+// frequency per phrase and the mean length. (FTS5's own bm25() takes
+// them over the whole index, which costs a pass over every match of
+// every phrase, and reads each ranked row's token count from another
+// table; on a large store that pass alone exceeded the latency budget.)
+type rankStats struct {
+	idf   []float64
+	avgdl float64
+}
+
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+)
+
+func newRankStats(window []searchMatch) rankStats {
+	var st rankStats
+	var total int64
+	var df []int
+	for _, m := range window {
+		total += m.length
+		for len(df) < len(m.tf) {
+			df = append(df, 0)
+		}
+		for p, n := range m.tf {
+			if n > 0 {
+				df[p]++
+			}
+		}
+	}
+	n := float64(len(window))
+	for _, d := range df {
+		st.idf = append(st.idf, math.Log(1+(n-float64(d)+0.5)/(float64(d)+0.5)))
+	}
+	st.avgdl = max(float64(total)/max(n, 1), 1)
+	return st
+}
+
+func (st rankStats) score(m searchMatch) float64 {
+	var s float64
+	norm := bm25K1 * (1 - bm25B + bm25B*float64(m.length)/st.avgdl)
+	for p, n := range m.tf {
+		if n == 0 || p >= len(st.idf) {
+			continue
+		}
+		tf := float64(n)
+		s += st.idf[p] * tf * (bm25K1 + 1) / (tf + norm)
+	}
+	return s
+}
+
+// searchHits loads the messages of a page of matches and their
+// snippets.
+func (r reader) searchHits(ctx context.Context, text string, page []searchMatch) ([]SearchHit, error) {
+	if len(page) == 0 {
+		return nil, nil
+	}
+	ids := make([]any, len(page))
+	for i, m := range page {
+		ids[i] = m.id
+	}
+	msgs, err := queryAll(ctx, r.q, "searching", scanMessage,
+		`SELECT `+messageCols+` FROM messages WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]Message, len(msgs))
+	for _, m := range msgs {
+		byID[m.ID] = m
+	}
+	terms, prefixes := tokenize.QueryTerms(text)
+	hits := make([]SearchHit, 0, len(page))
+	for _, p := range page {
+		m, ok := byID[p.id]
+		if !ok { // deleted between the two reads
+			continue
+		}
+		hits = append(hits, SearchHit{Message: m, Snippet: snippet(string(m.Body), terms, prefixes), Rank: p.score})
+	}
+	return hits, nil
+}
+
+// snippetTerms is how many terms a snippet shows.
+const snippetTerms = 16
+
+// snippet extracts up to snippetTerms terms of body around the first
+// match, matched terms (a query term, or starting with a query prefix)
+// between HighlightStart and HighlightEnd, adjacent matches merged, cut
+// ends marked with SnippetEllipsis.
+func snippet(body string, terms, prefixes []string) string {
+	type tok struct {
+		start, end int
+		hit        bool
+	}
+	var toks []tok
+	first := -1
+	tokenize.Tokenize(body, func(term string, start, end int) error {
+		hit := slices.Contains(terms, term)
+		for _, p := range prefixes {
+			hit = hit || strings.HasPrefix(term, p)
+		}
+		if hit && first < 0 {
+			first = len(toks)
+		}
+		toks = append(toks, tok{start, end, hit})
+		return nil
+	})
+	if len(toks) == 0 {
+		return ""
+	}
+	from := max(first-3, 0)
+	to := min(from+snippetTerms, len(toks))
+	from = max(min(from, to-snippetTerms), 0)
+	var b strings.Builder
+	if from > 0 {
+		b.WriteString(SnippetEllipsis)
+	}
+	pos := toks[from].start
+	in := false
+	for _, t := range toks[from:to] {
+		if in && (!t.hit || t.start != pos) {
+			b.WriteString(HighlightEnd)
+			in = false
+		}
+		b.WriteString(body[pos:t.start])
+		if t.hit && !in {
+			b.WriteString(HighlightStart)
+			in = true
+		}
+		b.WriteString(body[t.start:t.end])
+		pos = t.end
+	}
+	if in {
+		b.WriteString(HighlightEnd)
+	}
+	if to < len(toks) {
+		b.WriteString(SnippetEllipsis)
+	} else {
+		b.WriteString(body[pos:])
+	}
+	return b.String()
+}
+
+// lenFunction is the FTS5 auxiliary function veil_len(messages_fts): the
+// number of terms in the body.
+func lenFunction(fts fts5.Context, ctx sqlite3.Context, _ ...sqlite3.Value) {
+	n, err := fts.ColumnSize(0)
+	if err != nil {
+		ctx.ResultError(err)
+		return
+	}
+	ctx.ResultInt64(int64(n))
+}
+
+// tfFunction is the FTS5 auxiliary function veil_tf(messages_fts): the
+// number of occurrences in the body column of each phrase of the query,
+// one byte each (capped at 255).
+func tfFunction(fts fts5.Context, ctx sqlite3.Context, _ ...sqlite3.Value) {
+	tf := make([]byte, fts.PhraseCount())
+	n, err := fts.InstCount()
+	if err != nil {
+		ctx.ResultError(err)
+		return
+	}
+	for i := range n {
+		p, col, _, err := fts.Inst(i)
+		if err != nil {
+			ctx.ResultError(err)
+			return
+		}
+		if col == 0 && p < len(tf) && tf[p] < 255 {
+			tf[p]++
+		}
+	}
+	ctx.ResultBlob(tf)
 }
 
 // parseSearchQuery turns the user's query text into a MATCH expression
@@ -301,6 +483,12 @@ func initSearchConn(c *sqlite3.Conn) error {
 
 // registerSearch registers the search tokenizer.
 func registerSearch(api *fts5.API) error {
+	if err := api.CreateFunction("veil_tf", tfFunction); err != nil {
+		return err
+	}
+	if err := api.CreateFunction("veil_len", lenFunction); err != nil {
+		return err
+	}
 	return api.CreateTokenizer("veil", func([]string) (fts5.Tokenizer, error) { return ftsTokenizer{}, nil })
 }
 

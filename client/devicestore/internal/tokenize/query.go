@@ -348,3 +348,25 @@ func (n *node) write(b *strings.Builder) {
 		b.WriteString(expr)
 	}
 }
+
+// QueryTerms returns the folded terms of a user query's words and
+// phrases (operators left out), and separately the terms written as
+// prefixes, for highlighting matches. It accepts any text.
+func QueryTerms(text string) (terms, prefixes []string) {
+	if len(text) > MaxQueryBytes {
+		text = text[:MaxQueryBytes]
+	}
+	text = strings.ToValidUTF8(text, " ")
+	for _, t := range lex(text) {
+		if t.kind != tWord && t.kind != tPhrase {
+			continue
+		}
+		ts := Terms(t.text)
+		if t.prefix && len(ts) > 0 {
+			prefixes = append(prefixes, ts[len(ts)-1])
+			ts = ts[:len(ts)-1]
+		}
+		terms = append(terms, ts...)
+	}
+	return terms, prefixes
+}
