@@ -292,13 +292,17 @@ func (r reader) searchHits(ctx context.Context, text string, page []searchMatch)
 	return hits, nil
 }
 
+// stripMarkers removes highlight markers a body may hold itself, so a
+// snippet's markers are only the search's.
+var stripMarkers = strings.NewReplacer(HighlightStart, "", HighlightEnd, "")
+
 // snippetTerms is how many terms a snippet shows.
 const snippetTerms = 16
 
 // snippet extracts up to snippetTerms terms of body around the first
 // match, matched terms (a query term, or starting with a query prefix)
 // between HighlightStart and HighlightEnd, adjacent matches merged, cut
-// ends marked with SnippetEllipsis.
+// ends marked with SnippetEllipsis. Markers in the body are dropped.
 func snippet(body string, terms, prefixes []string) string {
 	type tok struct {
 		start, end int
@@ -330,16 +334,19 @@ func snippet(body string, terms, prefixes []string) string {
 	pos := toks[from].start
 	in := false
 	for _, t := range toks[from:to] {
+		if t.start < pos { // another term folded from the same characters
+			continue
+		}
 		if in && (!t.hit || t.start != pos) {
 			b.WriteString(HighlightEnd)
 			in = false
 		}
-		b.WriteString(body[pos:t.start])
+		b.WriteString(stripMarkers.Replace(body[pos:t.start]))
 		if t.hit && !in {
 			b.WriteString(HighlightStart)
 			in = true
 		}
-		b.WriteString(body[t.start:t.end])
+		b.WriteString(stripMarkers.Replace(body[t.start:t.end]))
 		pos = t.end
 	}
 	if in {
@@ -348,7 +355,7 @@ func snippet(body string, terms, prefixes []string) string {
 	if to < len(toks) {
 		b.WriteString(SnippetEllipsis)
 	} else {
-		b.WriteString(body[pos:])
+		b.WriteString(stripMarkers.Replace(body[pos:]))
 	}
 	return b.String()
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/ncruces/go-sqlite3/driver"
 	"lukechampine.com/adiantum"
+
+	"github.com/veil-e2ee/veil/client/devicestore/internal/tokenize"
 )
 
 // decryptedFile returns the plaintext of an encrypted store file: the
@@ -290,4 +292,42 @@ func openPlainForTest(dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// FuzzSnippet: any body and query give a snippet that, without its
+// markers and ellipses, is text of the body.
+func FuzzSnippet(f *testing.F) {
+	f.Add("Où est la crème brûlée ?", "creme")
+	f.Add("東京都に住んでいます", "東京")
+	f.Add("½ ﬁne Ａ１ party", "1 fi*")
+	f.Add(strings.Repeat("word ", 40)+"needle", "needle")
+	f.Fuzz(func(t *testing.T, body, query string) {
+		terms, prefixes := tokenize.QueryTerms(query)
+		sn := snippet(body, terms, prefixes)
+		strip := strings.NewReplacer(HighlightStart, "", HighlightEnd, "")
+		plain, text := strip.Replace(sn), strip.Replace(body)
+		for _, part := range strings.Split(plain, SnippetEllipsis) {
+			if !strings.Contains(text, part) {
+				t.Fatalf("snippet %q: %q is not in the body", sn, part)
+			}
+		}
+		open := false
+		for _, c := range []byte(sn) {
+			switch string(c) {
+			case HighlightStart:
+				if open {
+					t.Fatalf("nested marker in %q", sn)
+				}
+				open = true
+			case HighlightEnd:
+				if !open {
+					t.Fatalf("unopened marker in %q", sn)
+				}
+				open = false
+			}
+		}
+		if open {
+			t.Fatalf("unclosed marker in %q", sn)
+		}
+	})
 }
