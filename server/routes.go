@@ -71,10 +71,14 @@ func (s *Server) routeTable() []*route {
 		{"GET", "/v1/certificate/trust-root", "trust_root", false, []int{200, 405}, s.handleTrustRoot},
 		{"GET", "/v1/certificate/sender", "sender_certificate", true, codes([]int{200, 409}, authCodes), s.handleSenderCert},
 		{"PUT", "/v1/accounts/me/access", "set_access", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetAccess},
+		{"GET", "/v1/accounts/me/export", "export_account", true, codes([]int{200}, authCodes), s.handleExport},
+		{"DELETE", "/v1/accounts/me", "delete_account", true, codes([]int{200}, authCodes), s.handleDeleteAccount},
+		{"GET", "/v1/receipts/key", "receipt_key", false, []int{200, 405}, s.handleReceiptKey},
 		{"PUT", "/v1/accounts/me/recovery", "set_recovery", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetRecovery},
 		{"POST", "/v1/accounts/{account}/recover", "recover_account", false, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
 		{"PUT", "/v1/sealed/{account}", "sealed_send", false, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},
 		{"PUT", "/v1/sealed", "sealed_multi", false, codes([]int{200, 401, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleSealedMulti},
+		{"GET", "/v1/accounts/me/audit", "account_audit", true, codes([]int{200, 400}, authCodes), s.handleAccountAudit},
 		{"GET", "/v1/queue", "fetch", true, codes([]int{200, 400}, authCodes), s.handleFetch},
 		{"POST", "/v1/queue/ack", "ack", true, codes([]int{204}, authCodes, bodyCodes), s.handleAck},
 		{"GET", "/v1/queue/websocket", "websocket", true, codes([]int{101, 400}, authCodes), s.handleWebSocket},
@@ -276,6 +280,7 @@ func (s *Server) limit(ctx context.Context, name string, rate Rate, parts ...[]b
 	}
 	if !ok {
 		s.m.rateLimited.WithLabelValues(name).Inc()
+		s.auditRateLimited(name, parts)
 		return errRateLimited(retry)
 	}
 	return nil
