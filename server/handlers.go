@@ -73,6 +73,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, _ princi
 		return err
 	}
 	s.log.Info("server: account registered", "account", s.keys.logID(id))
+	s.auditEvent(evAccountCreated, &id, 1)
 	writeJSON(w, http.StatusCreated, registerResponse{AccountID: id.String(), DeviceID: 1, Credential: base64.StdEncoding.EncodeToString(cred)})
 	return nil
 }
@@ -164,6 +165,7 @@ func (s *Server) handleLinkDevice(w http.ResponseWriter, r *http.Request, p prin
 		return err
 	}
 	s.log.Info("server: device linked", "account", s.keys.logID(p.account), "device", d.DeviceID)
+	s.auditEvent(evDeviceLinked, &p.account, d.DeviceID)
 	writeJSON(w, http.StatusCreated, linkResponse{DeviceID: d.DeviceID, Credential: base64.StdEncoding.EncodeToString(cred)})
 	return nil
 }
@@ -182,6 +184,7 @@ func (s *Server) handleRemoveDevice(w http.ResponseWriter, r *http.Request, p pr
 	// Close the removed device's connections on every node.
 	s.notify(wake.Signal{Key: s.keys.wakeKey(p.account, dev), Takeover: takeoverAll})
 	s.log.Info("server: device removed", "account", s.keys.logID(p.account), "device", dev)
+	s.auditEvent(evDeviceRemoved, &p.account, dev, "reason", "removed_by_user")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -286,6 +289,7 @@ func (s *Server) handleBundles(w http.ResponseWriter, r *http.Request, p princip
 		}
 		if b.KEMIsLastResort {
 			s.m.lastResort.Inc()
+			s.auditEvent(evPreKeysExhausted, &target, b.DeviceID, "kind", "kem_one_time")
 		}
 		out.Devices = append(out.Devices, bj)
 	}

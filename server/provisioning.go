@@ -204,6 +204,7 @@ func (s *Server) handleLinkWithToken(w http.ResponseWriter, r *http.Request, _ p
 		return err
 	}
 	s.log.Info("server: device linked with a token", "account", s.keys.logID(acct), "device", d.DeviceID)
+	s.auditEvent(evDeviceLinked, &acct, d.DeviceID, "via", "link_token")
 	writeJSON(w, http.StatusCreated, linkedResponse{AccountID: acct.String(), DeviceID: d.DeviceID, Credential: base64.StdEncoding.EncodeToString(cred)})
 	return nil
 }
@@ -225,6 +226,7 @@ func (s *Server) expireDevices() {
 	for _, d := range gone {
 		s.auth.forget(authKey{account: d.Account, device: d.DeviceID})
 		s.notify(wake.Signal{Key: s.keys.wakeKey(d.Account, d.DeviceID), Takeover: takeoverAll})
+		s.auditEvent(evDeviceRemoved, &d.Account, d.DeviceID, "reason", "expired")
 	}
 	if len(gone) > 0 {
 		s.log.Info("server: removed devices unseen for the expiry period", "count", len(gone))

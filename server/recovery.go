@@ -104,6 +104,7 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, _ princip
 	got := sha256.Sum256(req.Credential)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 || !found {
 		s.log.Warn("server: account recovery refused", "account", s.keys.logID(acct))
+		s.auditEvent(evRecoveryRefused, &acct, 0)
 		return errRecoveryDenied
 	}
 	cred, err := s.newCredential()
@@ -124,6 +125,7 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request, _ princip
 		s.notify(wake.Signal{Key: s.keys.wakeKey(acct, dev), Takeover: takeoverAll})
 	}
 	s.log.Info("server: account recovered", "account", s.keys.logID(acct), "device", d.DeviceID, "devices_removed", len(removed))
+	s.auditEvent(evAccountRecovered, &acct, d.DeviceID, "devices_removed", countText(len(removed)))
 	writeJSON(w, http.StatusCreated, linkedResponse{AccountID: acct.String(), DeviceID: d.DeviceID, Credential: base64.StdEncoding.EncodeToString(cred)})
 	return nil
 }

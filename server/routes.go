@@ -78,6 +78,7 @@ func (s *Server) routeTable() []*route {
 		{"POST", "/v1/accounts/{account}/recover", "recover_account", false, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
 		{"PUT", "/v1/sealed/{account}", "sealed_send", false, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},
 		{"PUT", "/v1/sealed", "sealed_multi", false, codes([]int{200, 401, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleSealedMulti},
+		{"GET", "/v1/accounts/me/audit", "account_audit", true, codes([]int{200, 400}, authCodes), s.handleAccountAudit},
 		{"GET", "/v1/queue", "fetch", true, codes([]int{200, 400}, authCodes), s.handleFetch},
 		{"POST", "/v1/queue/ack", "ack", true, codes([]int{204}, authCodes, bodyCodes), s.handleAck},
 		{"GET", "/v1/queue/websocket", "websocket", true, codes([]int{101, 400}, authCodes), s.handleWebSocket},
@@ -279,6 +280,7 @@ func (s *Server) limit(ctx context.Context, name string, rate Rate, parts ...[]b
 	}
 	if !ok {
 		s.m.rateLimited.WithLabelValues(name).Inc()
+		s.auditRateLimited(name, parts)
 		return errRateLimited(retry)
 	}
 	return nil

@@ -193,6 +193,7 @@ type Server struct {
 	cert    certKeys
 	auth    authCache
 	m       *metrics
+	aud     *auditState
 	handler http.Handler
 	routes  []*route
 
@@ -254,6 +255,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: sealed-sender keys: %v", ErrConfig, err)
 	}
 	s.m = newMetrics()
+	if s.aud, err = newAuditState(cfg, s.now, s.m.reg); err != nil {
+		return nil, err
+	}
 	s.st = timedStore{s: cfg.Store, m: s.m}
 	if b, ok := cfg.Store.(store.BatchAcker); ok {
 		s.batcher = b
@@ -366,6 +370,7 @@ func (s *Server) sweeper() {
 // sweepOnce deletes expired envelopes and old idempotency records.
 func (s *Server) sweepOnce() {
 	s.sweepProvisioning()
+	s.auditCheckpoint()
 	now := s.now()
 	ctx, cancel := context.WithTimeout(s.baseCtx, time.Minute)
 	defer cancel()
