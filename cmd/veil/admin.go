@@ -22,6 +22,8 @@ import (
 var adminCommands = map[string]command{
 	"backup":        {"write a consistent snapshot of the server database and its manifest", runAdminBackup},
 	"restore-drill": {"restore a backup into a scratch database, check it, report pass/fail", runAdminRestoreDrill},
+	"export":        {"write everything the server holds about an account, as JSON", runAdminExport},
+	"erase":         {"erase an account and everything about it; prints a signed receipt", runAdminErase},
 }
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {

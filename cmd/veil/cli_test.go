@@ -81,6 +81,12 @@ func scriptServer(dir string) (string, func(), error) {
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
+	// Beside the database, as `veil server` keeps it (admin commands
+	// that sign need it).
+	if err := os.WriteFile(filepath.Join(dir, "server.secret"), secret, 0o600); err != nil {
+		st.Close()
+		return "", nil, err
+	}
 	srv, err := server.New(server.Config{Store: st, Secret: secret})
 	if err != nil {
 		st.Close()
