@@ -22,6 +22,7 @@ import (
 var adminCommands = map[string]command{
 	"backup":        {"write a consistent snapshot of the server database and its manifest", runAdminBackup},
 	"restore-drill": {"restore a backup into a scratch database, check it, report pass/fail", runAdminRestoreDrill},
+	"audit":         {"verify the audit log's hash chain and signed checkpoints, or export it as JSON lines", runAdminAudit},
 	"export":        {"write everything the server holds about an account, as JSON", runAdminExport},
 	"erase":         {"erase an account and everything about it; prints a signed receipt", runAdminErase},
 }
