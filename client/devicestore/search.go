@@ -133,7 +133,7 @@ func (r reader) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	// The window: the newest RankWindow matches, with what ranking needs
 	// (term frequencies, length), in one pass down the index.
 	joined := q.Sender != "" || !q.Since.IsZero() || !q.Until.IsZero() // filters on the message row
-	window, err := r.searchMatches(ctx, joined, ``, append(args, math.MinInt64, RankWindow, 0))
+	window, err := r.searchMatches(ctx, joined, ``, append(args, int64(math.MinInt64), RankWindow, 0))
 	if err != nil {
 		return nil, err
 	}
