@@ -5,7 +5,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 )
@@ -18,7 +17,6 @@ import (
 const (
 	// MaxBlobBytes bounds one blob.
 	MaxBlobBytes = 64 << 20
-	blobTTL      = 24 * time.Hour
 )
 
 var (
@@ -64,7 +62,7 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, p princip
 	if len(data) == 0 {
 		return errEmptyBlob
 	}
-	if err := bs.PutBlob(r.Context(), h, p.account, data, s.now().Add(blobTTL)); errors.Is(err, store.ErrExists) {
+	if err := bs.PutBlob(r.Context(), h, p.account, data, s.now().Add(s.lim.BlobTTL)); errors.Is(err, store.ErrExists) {
 		return errBlobExists
 	} else if err != nil {
 		return err

@@ -46,6 +46,12 @@ type Limits struct {
 	DedupWindow time.Duration
 	// SweepInterval is how often expired envelopes are deleted.
 	SweepInterval time.Duration
+	// BlobTTL is how long a history archive waits for its new device.
+	BlobTTL time.Duration
+	// InactiveAccounts erases accounts none of whose devices was seen for
+	// this long (their data, not only their devices); zero or negative
+	// keeps them (the default).
+	InactiveAccounts time.Duration
 	// DeviceExpiry removes a linked device (never an account's oldest) that
 	// has not connected for this long; negative disables it.
 	DeviceExpiry time.Duration
@@ -100,6 +106,7 @@ var DefaultLimits = Limits{
 	SealedSend:     Rate{Burst: 1000, Interval: 10 * time.Millisecond},
 	SealedMulti:    Rate{Burst: 200, Interval: 50 * time.Millisecond},
 	Recover:        Rate{Burst: 5, Interval: 12 * time.Minute},
+	BlobTTL:        24 * time.Hour,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -137,6 +144,7 @@ func (l Limits) withDefaults() Limits {
 	setR(&l.SealedSend, d.SealedSend)
 	setR(&l.SealedMulti, d.SealedMulti)
 	setR(&l.Recover, d.Recover)
+	setD(&l.BlobTTL, d.BlobTTL)
 	return l
 }
 
@@ -243,6 +251,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if _, ok := cfg.Store.(store.Recovery); !ok {
 		return nil, fmt.Errorf("%w: the Store must implement store.Recovery", ErrConfig)
+	}
+	if _, ok := cfg.Store.(store.DataSubject); !ok {
+		return nil, fmt.Errorf("%w: the Store must implement store.DataSubject", ErrConfig)
 	}
 	if s.cfg.SenderCertTTL == 0 {
 		s.cfg.SenderCertTTL = DefaultSenderCertTTL
@@ -370,6 +381,7 @@ func (s *Server) sweeper() {
 // sweepOnce deletes expired envelopes and old idempotency records.
 func (s *Server) sweepOnce() {
 	s.sweepProvisioning()
+	s.sweepInactive()
 	s.auditCheckpoint()
 	now := s.now()
 	ctx, cancel := context.WithTimeout(s.baseCtx, time.Minute)

@@ -143,6 +143,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return err
 	}
+	s.auditEvent("account_exported", &p.account, p.device, "by", "self")
 	writeJSON(w, http.StatusOK, x)
 	return nil
 }
@@ -165,10 +166,13 @@ func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request, p p
 		s.auth.forget(authKey{account: p.account, device: d.DeviceID})
 		s.notify(wake.Signal{Key: s.keys.wakeKey(p.account, d.DeviceID), Takeover: takeoverAll})
 	}
+	s.auditEvent("account_erased", &p.account, 0, "by", "self")
 	s.log.Info("server: account erased", "account", s.keys.logID(p.account))
 	writeJSON(w, http.StatusOK, rc)
 	return nil
 }
+
+func (s *Server) subjectStore() store.DataSubject { return s.cfg.Store.(store.DataSubject) }
 
 type receiptKeyResponse struct {
 	PublicKey b64 `json:"public_key"`

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Data-subject rights: everything the server holds about an account, and
 // its erasure. Both backends implement DataSubject.
@@ -45,4 +48,7 @@ type DataSubject interface {
 	// AccountTraces lists the tables that still hold a row naming the
 	// account: empty after an erasure.
 	AccountTraces(ctx context.Context, id AccountID) ([]string, error)
+	// InactiveAccounts returns up to limit accounts created before cutoff
+	// none of whose devices was seen since cutoff (day precision).
+	InactiveAccounts(ctx context.Context, cutoff time.Time, limit int) ([]AccountID, error)
 }

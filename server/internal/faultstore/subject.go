@@ -2,6 +2,7 @@ package faultstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 )
@@ -47,4 +48,15 @@ func (f *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		return nil, err
 	}
 	return s.AccountTraces(ctx, id)
+}
+
+func (f *Store) InactiveAccounts(ctx context.Context, cutoff time.Time, limit int) ([]store.AccountID, error) {
+	if err := f.fault("InactiveAccounts"); err != nil {
+		return nil, err
+	}
+	s, err := f.subject()
+	if err != nil {
+		return nil, err
+	}
+	return s.InactiveAccounts(ctx, cutoff, limit)
 }

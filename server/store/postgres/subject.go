@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -139,4 +140,26 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		}
 	}
 	return out, nil
+}
+
+// InactiveAccounts implements [store.DataSubject].
+func (s *Store) InactiveAccounts(ctx context.Context, cutoff time.Time, limit int) ([]store.AccountID, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM accounts a WHERE a.created_day < $1
+		AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.account_id = a.id AND d.last_seen_day >= $1) LIMIT $2`, rules.Day(cutoff), limit)
+	if err != nil {
+		return nil, s.translate(ctx, err)
+	}
+	defer rows.Close()
+	var out []store.AccountID
+	for rows.Next() {
+		var id [16]byte
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.translate(ctx, err)
+		}
+		out = append(out, store.AccountID(id))
+	}
+	return out, s.translate(ctx, rows.Err())
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/internal/rules"
@@ -160,4 +161,30 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		}
 	}
 	return out, nil
+}
+
+// InactiveAccounts implements [store.DataSubject].
+func (s *Store) InactiveAccounts(ctx context.Context, cutoff time.Time, limit int) ([]store.AccountID, error) {
+	r, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	day := rules.Day(cutoff)
+	rows, err := r.query(ctx, `SELECT id FROM accounts a WHERE a.created_day < ?1
+		AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.account_id = a.id AND d.last_seen_day >= ?1) LIMIT ?2`, day, limit)
+	if err != nil {
+		return nil, s.translate(ctx, err)
+	}
+	defer rows.Close()
+	var out []store.AccountID
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, s.translate(ctx, err)
+		}
+		var id store.AccountID
+		copy(id[:], b)
+		out = append(out, id)
+	}
+	return out, s.translate(ctx, rows.Err())
 }

@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SealedAccess", testSealedAccess},
 		{"Recovery", testRecovery},
 		{"DataSubject", testDataSubject},
+		{"InactiveAccounts", testInactiveAccounts},
 		{"Audit", testAudit}, {"AuditConcurrent", testAuditConcurrent},
 		{"Ping", testPing},
 		{"Closed", testClosed},

@@ -82,3 +82,23 @@ func testDataSubject(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("the other account's traces: %v, %v", tr, err)
 	}
 }
+
+// testInactiveAccounts: an account none of whose devices was seen since
+// the cutoff is inactive; one device seen since keeps it active.
+func testInactiveAccounts(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ds := s.(store.DataSubject)
+	quiet, busy := mkAccount(t, s, 1, 1), mkAccount(t, s, 2, 1)
+	addDevices(t, s, busy, 2, 1)
+	later := Epoch.Add(400 * 24 * time.Hour)
+	if err := s.TouchDevice(ctx(t), busy, 2, later); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ds.InactiveAccounts(ctx(t), later.Add(-30*24*time.Hour), 10)
+	if err != nil || len(got) != 1 || got[0] != quiet {
+		t.Fatalf("InactiveAccounts = %v, %v; want only the quiet account", got, err)
+	}
+	if got, err := ds.InactiveAccounts(ctx(t), Epoch, 10); err != nil || len(got) != 0 {
+		t.Fatalf("nothing is inactive at creation: %v, %v", got, err)
+	}
+}
