@@ -55,6 +55,7 @@ var commands = map[string]command{
 	"disappear": {"show or set a conversation's disappearing-messages timer", runDisappear},
 	"search":    {"search your messages on this device (--reindex rebuilds the index)", runSearch},
 	"backup":    {"encrypted backups: create, verify, restore, split, combine", runBackup},
+	"account":   {"your account on the server: audit events, export, delete", runAccount},
 	"admin":     {"administer the server: backup, restore-drill", runAdmin},
 }
 
