@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,5 +163,59 @@ func TestAuditFailureDoesNotFailRequest(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(e.logs.String()), []byte("audit record failed")) {
 		t.Fatal("the failed append was not logged")
+	}
+}
+
+// TestAuditRecoveryAndExpiry: refused and successful recoveries, and a
+// device expired by the sweeper, are recorded against the account.
+func TestAuditRecoveryAndExpiry(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, withClock(clock))
+	alice := e.register(uniqueName("alice"), 2, 2)
+	e.link(alice, 501)
+	cred := randBytes(RecoveryCredentialLen)
+	if r := e.do("PUT", "/v1/accounts/me/recovery", &alice, map[string]any{"credential": cred}); r.status != 204 {
+		t.Fatalf("set recovery: %d %s", r.status, r.body)
+	}
+	body := func(c []byte) map[string]any {
+		b := keysBody(2, 2)
+		b["credential"] = c
+		b["registration_id"] = 999
+		return b
+	}
+	if r := e.do("POST", "/v1/accounts/"+alice.account+"/recover", nil, body(randBytes(RecoveryCredentialLen))); r.status != 401 {
+		t.Fatalf("wrong credential: %d", r.status)
+	}
+	r := e.do("POST", "/v1/accounts/"+alice.account+"/recover", nil, body(cred))
+	if r.status != 201 {
+		t.Fatalf("recover: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	rec := dev{account: alice.account, id: uint32(m["device_id"].(float64)), cred: m["credential"].(string)}
+	linked := e.link(rec, 502)
+
+	mu.Lock()
+	now = now.Add(40 * 24 * time.Hour)
+	mu.Unlock()
+	if r := e.do("GET", "/v1/devices", &rec, nil); r.status != 200 { // the recovered device is seen
+		t.Fatalf("devices: %d", r.status)
+	}
+	e.srv.sweepOnce()
+	p := e.myAudit(rec, "")
+	want := []string{audit.AccountCreated, audit.DeviceLinked, audit.RecoveryRefused, audit.AccountRecovered, audit.DeviceLinked, audit.DeviceRemoved}
+	if !slices.Equal(types(p), want) {
+		t.Fatalf("audit = %v, want %v", types(p), want)
+	}
+	if x := p.Entries[3]; x.Device != rec.id || x.Details["devices_removed"] != "2" {
+		t.Fatalf("recovered entry: %+v", x)
+	}
+	if x := p.Entries[5]; x.Device != linked.id || x.Details["reason"] != "expired" {
+		t.Fatalf("expired entry: %+v", x)
+	}
+	rep, err := audit.Verify(t.Context(), e.st.(store.AuditLog), e.srv.AuditKey())
+	if err != nil || !rep.OK || rep.Unprotected != 0 {
+		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
 }

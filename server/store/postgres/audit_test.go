@@ -1,10 +1,13 @@
 package postgres_test
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/veil-e2ee/veil/server/audit"
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/postgres"
 	"github.com/veil-e2ee/veil/server/store/postgres/pgtest"
@@ -38,4 +41,54 @@ func TestAuditTamper(t *testing.T) {
 		}
 		return s, exec
 	})
+}
+
+// TestAuditTwoNodes: two stores (two pools, as two server nodes would
+// have) append to one database at once; the head row's lock makes one
+// chain of them, with checkpoints from both.
+func TestAuditTwoNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	k, err := audit.DeriveKeys(bytes.Repeat([]byte("two nodes "), 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*postgres.Store
+	for range 2 {
+		s, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	const perWorker, workers = 20, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers*perWorker)
+	for n, s := range nodes {
+		rec := &audit.Recorder{Log: s, Keys: k, Every: 10}
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				acc := store.AccountID{byte(n), byte(w)}
+				for i := range perWorker {
+					if _, err := rec.Record(t.Context(), audit.Event{Type: audit.DeviceLinked, Account: &acc, Device: uint32(i + 1)}); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const total = 2 * workers * perWorker
+	for _, s := range nodes {
+		rep, err := audit.Verify(t.Context(), s, k.Public)
+		if err != nil || !rep.OK || rep.Entries != total || rep.HeadSeq != total || rep.Checkpoints != total/10 {
+			t.Fatalf("Verify = %+v, %v", rep, err)
+		}
+	}
 }
