@@ -210,3 +210,23 @@ func FuzzReadExport(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify: verification cost per entry (hash and compare; one
+// signature check per 100 entries).
+func BenchmarkVerify(b *testing.B) {
+	k, _ := DeriveKeys(secret)
+	m := &mem{}
+	rec := &Recorder{Log: m, Keys: k}
+	acc := store.AccountID{1}
+	for i := range 10000 {
+		rec.Record(context.Background(), Event{Type: RateLimited, Account: &acc, Device: uint32(i), Details: map[string]string{"limit": "send"}})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := Verify(context.Background(), m, k.Public)
+		if err != nil || !rep.OK {
+			b.Fatal(rep, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/entry")
+}

@@ -92,3 +92,12 @@ func TestAuditTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAuditAppend(b *testing.B) {
+	s, err := postgres.Open(b.Context(), pgtest.DSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	storetest.BenchAuditAppend(b, s)
+}

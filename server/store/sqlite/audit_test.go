@@ -38,3 +38,12 @@ func TestAuditTamper(t *testing.T) {
 		return s, exec
 	})
 }
+
+func BenchmarkAuditAppend(b *testing.B) {
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "veil.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	storetest.BenchAuditAppend(b, s)
+}

@@ -305,3 +305,26 @@ func rechain(t *testing.T, a store.AuditLog, exec Exec) {
 	}
 	exec(t, `UPDATE audit_head SET hash = ? WHERE id = 1`, prev)
 }
+
+// BenchAuditAppend measures audit appends (one transaction each, the
+// head row taken under lock), from parallel goroutines.
+func BenchAuditAppend(b *testing.B, s store.Store) {
+	a, ok := s.(store.AuditLog)
+	if !ok {
+		b.Fatalf("%T does not implement store.AuditLog", s)
+	}
+	k, err := audit.DeriveKeys(auditSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &audit.Recorder{Log: a, Keys: k}
+	acc := ID(1)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := rec.Record(b.Context(), audit.Event{Type: audit.RateLimited, Account: &acc, Details: map[string]string{"limit": "send"}}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
