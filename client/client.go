@@ -115,7 +115,10 @@ type Client struct {
 	log   *slog.Logger
 
 	flushMu sync.Mutex // one outbox flush at a time
-	keysMu  sync.Mutex // one key maintenance at a time
+
+	failMu   sync.Mutex
+	failures map[string]int // undecryptable messages by cause, not yet reported
+	keysMu   sync.Mutex     // one key maintenance at a time
 
 	mu     sync.Mutex
 	closed bool

@@ -1048,6 +1048,7 @@ func (c *Client) processGroupMessage(ctx context.Context, tx *devicestore.Tx, e 
 		return nil, err
 	}
 	if st := log.State(); !st.IsMember(from.Name) {
+		c.noteFailure("not_group_member")
 		return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Group: hex.EncodeToString(id[:]),
 			Err: fmt.Errorf("%w: the sender is not a member of the group", ErrNotGroupMember)}}, nil
 	}
@@ -1093,6 +1094,11 @@ func (c *Client) processGroupMessage(ctx context.Context, tx *devicestore.Tx, e 
 	case errors.Is(decErr, protocol.ErrDuplicateMessage):
 		return nil, nil
 	}
-	c.log.Info("undecryptable group message", "reason", decryptReason(decErr))
+	reason := decryptReason(decErr)
+	if errors.Is(decErr, protocol.ErrNoSenderKey) {
+		reason = "no_sender_key"
+	}
+	c.noteFailure(reason)
+	c.log.Info("undecryptable group message", "reason", reason)
 	return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Group: hex.EncodeToString(id[:]), Err: decErr}}, nil
 }

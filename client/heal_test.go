@@ -114,4 +114,21 @@ func TestSessionHeals(t *testing.T) {
 	if !slices.Equal(got[0], []string{"healed 2"}) || !slices.Equal(got[1], []string{"healed 1"}) || bad[0]+bad[1] != 0 {
 		t.Fatalf("after healing: alice %q, bob %q, undecryptable %v", got[0], got[1], bad)
 	}
+	// Both devices reported what they could not decrypt, as counts by
+	// cause only.
+	mfs, err := ts.srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "veil_client_decrypt_failures_total" {
+			for _, m := range mf.GetMetric() {
+				reported += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if reported < 2 {
+		t.Fatalf("the server counted %v reported decryption failures, want at least 2", reported)
+	}
 }

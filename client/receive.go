@@ -200,6 +200,7 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 		if err := c.Flush(ctx); err != nil && ctx.Err() == nil {
 			c.log.Info("outbox not drained", "reason", errorCode(err))
 		}
+		c.reportFailures(ctx)
 		if force || prekeyMsgs >= prekeyMsgsCheck || time.Since(lastMaintain) >= maintainEvery {
 			if _, err := c.MaintainKeys(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("key maintenance failed", "reason", errorCode(err))
@@ -332,6 +333,7 @@ func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protoc
 		u, from, err := c.unseal(ctx, tx, cipher, e.Content)
 		if err != nil {
 			// Nobody to ask again: the sender is inside what failed.
+			c.noteFailure(sealedReason(err))
 			c.log.Info("sealed message dropped", "reason", sealedReason(err))
 			return []Event{{Kind: EventUndecryptable, Err: err}}, nil
 		}
@@ -403,6 +405,7 @@ func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protoc
 	if err := c.heal(ctx, tx, from, e.MessageID); err != nil {
 		return nil, err
 	}
+	c.noteFailure(decryptReason(decErr))
 	c.log.Info("undecryptable message; session reset and resend requested", "reason", decryptReason(decErr))
 	return []Event{{Kind: EventUndecryptable, ContactAccount: from.Name, Err: decErr}}, nil
 }

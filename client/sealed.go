@@ -275,5 +275,5 @@ func sealedReason(err error) string {
 	case errors.Is(err, protocol.ErrInvalidCertificate):
 		return "certificate_invalid"
 	}
-	return "unreadable"
+	return "sealed_unreadable"
 }

@@ -74,6 +74,7 @@ func (s *Server) routeTable() []*route {
 		{"GET", "/v1/accounts/me/export", "export_account", true, codes([]int{200}, authCodes), s.handleExport},
 		{"DELETE", "/v1/accounts/me", "delete_account", true, codes([]int{200}, authCodes), s.handleDeleteAccount},
 		{"GET", "/v1/receipts/key", "receipt_key", false, []int{200, 405}, s.handleReceiptKey},
+		{"POST", "/v1/reports/decrypt-failures", "decrypt_failures", true, codes([]int{204, 429}, authCodes, bodyCodes), s.handleDecryptFailures},
 		{"PUT", "/v1/accounts/me/recovery", "set_recovery", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetRecovery},
 		{"POST", "/v1/accounts/{account}/recover", "recover_account", false, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
 		{"PUT", "/v1/sealed/{account}", "sealed_send", false, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},

@@ -199,6 +199,7 @@ type Server struct {
 	rand    io.Reader
 	keys    keys
 	cert    certKeys
+	obs     *observability
 	auth    authCache
 	m       *metrics
 	aud     *auditState
@@ -266,6 +267,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: sealed-sender keys: %v", ErrConfig, err)
 	}
 	s.m = newMetrics()
+	s.obs = newObservability(s.m.reg)
 	if s.aud, err = newAuditState(cfg, s.now, s.m.reg); err != nil {
 		return nil, err
 	}
@@ -380,6 +382,7 @@ func (s *Server) sweeper() {
 
 // sweepOnce deletes expired envelopes and old idempotency records.
 func (s *Server) sweepOnce() {
+	defer s.observeSweep()
 	s.sweepProvisioning()
 	s.sweepInactive()
 	s.auditCheckpoint()
