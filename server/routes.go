@@ -76,6 +76,8 @@ func (s *Server) routeTable() []*route {
 		{"GET", "/v1/receipts/key", "receipt_key", false, []int{200, 405}, s.handleReceiptKey},
 		{"POST", "/v1/reports/decrypt-failures", "decrypt_failures", true, codes([]int{204, 429}, authCodes, bodyCodes), s.handleDecryptFailures},
 		{"PUT", "/v1/accounts/me/recovery", "set_recovery", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetRecovery},
+		{"PUT", "/v1/accounts/me/backup", "put_backup", true, codes([]int{204, 400, 413, 415, 429}, authCodes), s.handlePutBackup},
+		{"POST", "/v1/recovery/backup", "fetch_backup", false, codes([]int{200, 401, 404, 429, 405, 500, 503}, bodyCodes), s.handleFetchBackup},
 		{"POST", "/v1/accounts/{account}/recover", "recover_account", false, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
 		{"PUT", "/v1/sealed/{account}", "sealed_send", false, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},
 		{"PUT", "/v1/sealed", "sealed_multi", false, codes([]int{200, 401, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleSealedMulti},

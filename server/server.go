@@ -253,6 +253,9 @@ func New(cfg Config) (*Server, error) {
 	if _, ok := cfg.Store.(store.Recovery); !ok {
 		return nil, fmt.Errorf("%w: the Store must implement store.Recovery", ErrConfig)
 	}
+	if _, ok := cfg.Store.(store.BackupStore); !ok {
+		return nil, fmt.Errorf("%w: the Store must implement store.BackupStore", ErrConfig)
+	}
 	if _, ok := cfg.Store.(store.DataSubject); !ok {
 		return nil, fmt.Errorf("%w: the Store must implement store.DataSubject", ErrConfig)
 	}

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Recovery is account recovery: a user who lost every device restores a
 // backup and proves, with a credential derived from their recovery key,
@@ -17,4 +20,14 @@ type Recovery interface {
 	// one transaction; it returns the new device and the ids removed.
 	// The account, its identity key and username stay.
 	ReplaceDevices(ctx context.Context, account AccountID, d NewDevice) (Device, []uint32, error)
+}
+
+// BackupStore keeps one opaque backup per account. Both backends
+// implement it.
+type BackupStore interface {
+	// PutAccountBackup replaces the account's backup (ErrNotFound if
+	// there is no such account).
+	PutAccountBackup(ctx context.Context, account AccountID, data []byte, now time.Time) error
+	// AccountBackup returns it (ErrNotFound if none).
+	AccountBackup(ctx context.Context, account AccountID) ([]byte, error)
 }

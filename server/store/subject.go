@@ -28,6 +28,7 @@ type AccountData struct {
 	AccessKeySet, SealedFromAnyone, RecoverySet bool
 	Blobs                                       QueueStat // opaque archives waiting for a new device
 	LinkTokens                                  int
+	BackupBytes                                 int64 // the user's encrypted backup kept on the server (0: none)
 }
 
 // Erased counts what an erasure removed.

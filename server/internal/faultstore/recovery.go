@@ -2,6 +2,7 @@ package faultstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 )
@@ -47,4 +48,28 @@ func (f *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d s
 		return store.Device{}, nil, err
 	}
 	return r.ReplaceDevices(ctx, account, d)
+}
+
+var _ store.BackupStore = (*Store)(nil)
+
+func (f *Store) PutAccountBackup(ctx context.Context, account store.AccountID, data []byte, now time.Time) error {
+	if err := f.fault("PutAccountBackup"); err != nil {
+		return err
+	}
+	b, ok := f.s.(store.BackupStore)
+	if !ok {
+		return store.ErrInvalid
+	}
+	return b.PutAccountBackup(ctx, account, data, now)
+}
+
+func (f *Store) AccountBackup(ctx context.Context, account store.AccountID) ([]byte, error) {
+	if err := f.fault("AccountBackup"); err != nil {
+		return nil, err
+	}
+	b, ok := f.s.(store.BackupStore)
+	if !ok {
+		return nil, store.ErrInvalid
+	}
+	return b.AccountBackup(ctx, account)
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,4 +85,30 @@ func (s *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d s
 	}
 	return store.Device{Account: account, DeviceID: id, RegistrationID: d.RegistrationID, CredentialHash: clone(d.CredentialHash),
 		CreatedAt: rules.FromUnix(day), LastSeen: rules.FromUnix(day)}, removed, nil
+}
+
+var _ store.BackupStore = (*Store)(nil)
+
+// PutAccountBackup implements [store.BackupStore].
+func (s *Store) PutAccountBackup(ctx context.Context, account store.AccountID, data []byte, now time.Time) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO account_backups (account_id, data, updated_day)
+		SELECT id, $2, $3 FROM accounts WHERE id = $1
+		ON CONFLICT (account_id) DO UPDATE SET data = excluded.data, updated_day = excluded.updated_day`, uid(account), data, rules.Day(now))
+	if err == nil && tag.RowsAffected() == 0 {
+		err = store.ErrNotFound
+	}
+	return s.translate(ctx, err)
+}
+
+// AccountBackup implements [store.BackupStore].
+func (s *Store) AccountBackup(ctx context.Context, account store.AccountID) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	var b []byte
+	err := s.pool.QueryRow(ctx, `SELECT data FROM account_backups WHERE account_id = $1`, uid(account)).Scan(&b)
+	return b, s.translate(ctx, err)
 }

@@ -72,6 +72,9 @@ func (s *Store) ExportAccount(ctx context.Context, id store.AccountID) (store.Ac
 		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(data)), 0) FROM blobs WHERE account_id = $1`, uid(id)).Scan(&d.Blobs.Count, &d.Blobs.Bytes); err != nil {
 			return err
 		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(octet_length(data)), 0) FROM account_backups WHERE account_id = $1`, uid(id)).Scan(&d.BackupBytes); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM link_tokens WHERE account_id = $1`, uid(id)).Scan(&d.LinkTokens)
 	})
 	return d, s.translate(ctx, err)
@@ -104,6 +107,7 @@ func (s *Store) EraseAccount(ctx context.Context, id store.AccountID) (store.Era
 			`DELETE FROM envelopes WHERE account_id = $1`,
 			`DELETE FROM link_tokens WHERE account_id = $1`,
 			`DELETE FROM blobs WHERE account_id = $1`,
+			`DELETE FROM account_backups WHERE account_id = $1`,
 			`DELETE FROM devices WHERE account_id = $1`,
 			`DELETE FROM accounts WHERE id = $1`,
 		} {
@@ -130,6 +134,7 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		{"envelopes", `SELECT count(*) FROM envelopes WHERE account_id = $1 OR sender_id = $1`},
 		{"link_tokens", `SELECT count(*) FROM link_tokens WHERE account_id = $1`},
 		{"blobs", `SELECT count(*) FROM blobs WHERE account_id = $1`},
+		{"account_backups", `SELECT count(*) FROM account_backups WHERE account_id = $1`},
 	} {
 		var n int
 		if err := s.pool.QueryRow(ctx, t.q, uid(id)).Scan(&n); err != nil {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/internal/rules"
@@ -80,4 +81,31 @@ func (s *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d s
 	}
 	return store.Device{Account: account, DeviceID: id, RegistrationID: d.RegistrationID, CredentialHash: clone(d.CredentialHash),
 		CreatedAt: rules.FromUnix(day), LastSeen: rules.FromUnix(day)}, removed, nil
+}
+
+var _ store.BackupStore = (*Store)(nil)
+
+// PutAccountBackup implements [store.BackupStore].
+func (s *Store) PutAccountBackup(ctx context.Context, account store.AccountID, data []byte, now time.Time) error {
+	err := s.write1(ctx, func(ctx context.Context, tx *wtx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = ?`, account[:]).Scan(&one); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO account_backups (account_id, data, updated_day) VALUES (?, ?, ?)
+			ON CONFLICT (account_id) DO UPDATE SET data = excluded.data, updated_day = excluded.updated_day`, account[:], data, rules.Day(now))
+		return err
+	})
+	return s.translate(ctx, err)
+}
+
+// AccountBackup implements [store.BackupStore].
+func (s *Store) AccountBackup(ctx context.Context, account store.AccountID) ([]byte, error) {
+	r, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	err = r.queryRow(ctx, `SELECT data FROM account_backups WHERE account_id = ?`, account[:]).Scan(&b)
+	return b, s.translate(ctx, err)
 }

@@ -80,6 +80,9 @@ func exportAccount(ctx context.Context, tx *sql.Tx, id store.AccountID) (store.A
 	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(data)), 0) FROM blobs WHERE account_id = ?`, id[:]).Scan(&d.Blobs.Count, &d.Blobs.Bytes); err != nil {
 		return d, err
 	}
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM account_backups WHERE account_id = ?`, id[:]).Scan(&d.BackupBytes); err != nil {
+		return d, err
+	}
 	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM link_tokens WHERE account_id = ?`, id[:]).Scan(&d.LinkTokens)
 	return d, err
 }
@@ -119,6 +122,7 @@ func (s *Store) EraseAccount(ctx context.Context, id store.AccountID) (store.Era
 			`DELETE FROM envelopes WHERE account_id = ?`,
 			`DELETE FROM link_tokens WHERE account_id = ?`,
 			`DELETE FROM blobs WHERE account_id = ?`,
+			`DELETE FROM account_backups WHERE account_id = ?`,
 			`DELETE FROM devices WHERE account_id = ?`,
 			`DELETE FROM accounts WHERE id = ?`,
 		} {
@@ -151,6 +155,7 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		{"envelopes", `SELECT count(*) FROM envelopes WHERE account_id = ?1 OR sender_id = ?1`},
 		{"link_tokens", `SELECT count(*) FROM link_tokens WHERE account_id = ?1`},
 		{"blobs", `SELECT count(*) FROM blobs WHERE account_id = ?1`},
+		{"account_backups", `SELECT count(*) FROM account_backups WHERE account_id = ?1`},
 	} {
 		var n int
 		if err := r.queryRow(ctx, t.q, id[:]).Scan(&n); err != nil {

@@ -77,3 +77,35 @@ func testRecovery(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("a device after recovery: %+v, %v", d2, err)
 	}
 }
+
+// testAccountBackup: one backup per account, replaced by the next, gone
+// with the account.
+func testAccountBackup(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	b, ok := s.(store.BackupStore)
+	if !ok {
+		t.Fatalf("%T does not implement store.BackupStore", s)
+	}
+	acc := mkAccount(t, s, 1, 1)
+	_, err := b.AccountBackup(ctx(t), acc)
+	wantErr(t, "AccountBackup before any", err, store.ErrNotFound)
+	wantErr(t, "PutAccountBackup(unknown)", b.PutAccountBackup(ctx(t), ID(9), []byte("x"), Epoch), store.ErrNotFound)
+	for _, v := range []string{"first backup", "second backup"} {
+		if err := b.PutAccountBackup(ctx(t), acc, []byte(v), Epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := b.AccountBackup(ctx(t), acc); err != nil || string(got) != "second backup" {
+		t.Fatalf("AccountBackup = %q, %v", got, err)
+	}
+	if ds, ok := s.(store.DataSubject); ok {
+		if d, err := ds.ExportAccount(ctx(t), acc); err != nil || d.BackupBytes != int64(len("second backup")) {
+			t.Fatalf("export: %d, %v", d.BackupBytes, err)
+		}
+		if _, err := ds.EraseAccount(ctx(t), acc); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.AccountBackup(ctx(t), acc)
+		wantErr(t, "AccountBackup after erasure", err, store.ErrNotFound)
+	}
+}

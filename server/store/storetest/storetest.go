@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeviceNames", testDeviceNames},
 		{"SealedAccess", testSealedAccess},
 		{"Recovery", testRecovery},
+		{"AccountBackup", testAccountBackup},
 		{"DataSubject", testDataSubject},
 		{"InactiveAccounts", testInactiveAccounts},
 		{"Audit", testAudit}, {"AuditConcurrent", testAuditConcurrent},
