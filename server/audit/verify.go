@@ -111,20 +111,62 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 	}
 	prev := Genesis
 	var last uint64
+	// Read the entries, then the head; on a live database the head may
+	// have moved on meanwhile (appends commit entry and head together),
+	// so read on until the entries reach it.
+	// A head still ahead after a read that found nothing new is a
+	// problem (entries cut, head kept).
+	reread := false
 	for {
-		page, err := src.ListAudit(ctx, store.AuditQuery{After: last, Limit: store.MaxAuditPage})
+		n, err := verifyEntries(ctx, src, rep, cps, &prev, &last)
 		if err != nil {
-			return nil, fmt.Errorf("audit: read entries: %w", err)
+			return nil, err
+		}
+		if n > 0 {
+			reread = false
+		}
+		hseq, hhash, err := src.AuditHead(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit: read head: %w", err)
+		}
+		if hseq > last && !reread {
+			reread = true
+			continue
+		}
+		if hseq != last || (last > 0 && !bytes.Equal(hhash, prev)) {
+			rep.add(hseq, ProblemHead, "the recorded head is entry %d but the log ends at %d", hseq, last)
+		}
+		break
+	}
+	rep.HeadSeq = last
+	rep.HeadHash = hex.EncodeToString(prev)
+	if rep.LastCheckpoint > last {
+		rep.add(rep.LastCheckpoint, ProblemTruncated, "a signed checkpoint covers entries up to %d but the log ends at %d", rep.LastCheckpoint, last)
+	} else {
+		rep.Unprotected = last - rep.LastCheckpoint
+	}
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
+
+// verifyEntries checks the entries after *last, advancing *prev and
+// *last; it returns how many it read.
+func verifyEntries(ctx context.Context, src Source, rep *Report, cps map[uint64]store.AuditCheckpoint, prev *[]byte, last *uint64) (int, error) {
+	total := 0
+	for {
+		page, err := src.ListAudit(ctx, store.AuditQuery{After: *last, Limit: store.MaxAuditPage})
+		if err != nil {
+			return total, fmt.Errorf("audit: read entries: %w", err)
 		}
 		for i := range page {
 			e := &page[i]
 			switch {
-			case e.Seq <= last:
-				rep.add(e.Seq, ProblemOutOfOrder, "entry %d follows entry %d", e.Seq, last)
-			case e.Seq != last+1:
-				rep.add(e.Seq, ProblemMissing, "entries %d to %d are missing", last+1, e.Seq-1)
+			case e.Seq <= *last:
+				rep.add(e.Seq, ProblemOutOfOrder, "entry %d follows entry %d", e.Seq, *last)
+			case e.Seq != *last+1:
+				rep.add(e.Seq, ProblemMissing, "entries %d to %d are missing", *last+1, e.Seq-1)
 			}
-			if !bytes.Equal(e.PrevHash, prev) {
+			if !bytes.Equal(e.PrevHash, *prev) {
 				rep.add(e.Seq, ProblemChainBroken, "the entry does not chain to the one before it")
 			}
 			h := Hash(e.PrevHash, e)
@@ -136,33 +178,15 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 			}
 			// Continue from what this entry really hashes to, so one
 			// problem is not reported again for every later entry.
-			prev = h
-			if e.Seq > last {
-				last = e.Seq
+			*prev = h
+			if e.Seq > *last {
+				*last = e.Seq
 			}
 			rep.Entries++
 		}
+		total += len(page)
 		if len(page) < store.MaxAuditPage {
-			break
+			return total, nil
 		}
 	}
-	rep.HeadSeq = last
-	rep.HeadHash = hex.EncodeToString(prev)
-	if rep.Entries == 0 {
-		rep.HeadHash = hex.EncodeToString(Genesis)
-	}
-	if rep.LastCheckpoint > last {
-		rep.add(rep.LastCheckpoint, ProblemTruncated, "a signed checkpoint covers entries up to %d but the log ends at %d", rep.LastCheckpoint, last)
-	} else {
-		rep.Unprotected = last - rep.LastCheckpoint
-	}
-	hseq, hhash, err := src.AuditHead(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: read head: %w", err)
-	}
-	if hseq != last || (last > 0 && !bytes.Equal(hhash, prev)) {
-		rep.add(hseq, ProblemHead, "the recorded head is entry %d but the log ends at %d", hseq, last)
-	}
-	rep.OK = len(rep.Problems) == 0
-	return rep, nil
 }

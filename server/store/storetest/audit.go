@@ -180,7 +180,7 @@ func testAuditConcurrent(t *testing.T, open func(t *testing.T) store.Store) {
 	rec := &audit.Recorder{Log: a, Keys: auditKeys(t), Every: 7, Now: func() time.Time { return Epoch }}
 	const workers, each = 8, 15
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
+	errs := make(chan error, workers*each+1)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -193,7 +193,32 @@ func testAuditConcurrent(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		}()
 	}
+	// Verifying while appends commit must not report a problem (the
+	// head moves on while the entries are read).
+	done := make(chan struct{})
+	verified := make(chan int)
+	go func() {
+		n := 0
+		defer func() { verified <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			rep, err := audit.Verify(ctx(t), a, auditKeys(t).Public)
+			if err != nil || !rep.OK {
+				errs <- fmt.Errorf("verify during appends: %+v, %v", rep, err)
+				return
+			}
+			n++
+		}
+	}()
 	wg.Wait()
+	close(done)
+	if n := <-verified; n == 0 {
+		t.Log("no verification overlapped the appends")
+	}
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
