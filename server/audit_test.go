@@ -12,6 +12,8 @@ import (
 
 	"github.com/veil-e2ee/veil/server/audit"
 	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/postgres"
+	"github.com/veil-e2ee/veil/server/store/postgres/pgtest"
 )
 
 type auditPage struct {
@@ -50,7 +52,19 @@ func types(p auditPage) []string {
 // pseudonym, each user reads only their own entries, the chain verifies
 // with the server's audit key, and a sweep checkpoints the head.
 func TestAuditHooks(t *testing.T) {
-	e := newEnv(t, withLimits(func(l *Limits) { l.Lookup = Rate{Burst: 1, Interval: time.Hour} }))
+	t.Run("sqlite", func(t *testing.T) { testAuditHooks(t) })
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(t.Context(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		testAuditHooks(t, withStore(st))
+	})
+}
+
+func testAuditHooks(t *testing.T, opts ...envOpt) {
+	e := newEnv(t, append([]envOpt{withLimits(func(l *Limits) { l.Lookup = Rate{Burst: 1, Interval: time.Hour} })}, opts...)...)
 	alice := e.register(uniqueName("alice"), 2, 2)
 	bob := e.register(uniqueName("bob"), 2, 0) // no one-time KEM keys: bundles hand out the last resort
 	a2 := e.link(alice, 77)
