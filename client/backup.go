@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -64,6 +65,10 @@ type BackupOptions struct {
 	// also open the backup, e.g. with the age tool. Off by default; every
 	// one is listed in BackupInfo so the user sees it.
 	Escrow []string
+	// Upload also keeps the backup on the server (opaque to it, at most
+	// 64 MiB, one per account, replacing the previous one), from where
+	// FetchBackup gets it back with the username and recovery key.
+	Upload bool
 }
 
 // BackupInfo describes a backup just written.
@@ -75,6 +80,7 @@ type BackupInfo struct {
 	NewRecoveryKey string
 	Escrow         []string
 	CreatedAt      time.Time
+	Uploaded       bool // also kept on the server
 }
 
 // BackupSecret opens a backup: the recovery key, the passphrase, or an
@@ -177,6 +183,11 @@ func (c *Client) CreateBackup(ctx context.Context, w io.Writer, opts BackupOptio
 	plain := p.marshal()
 	clear(p.IdentityPrivate)
 
+	var copyBuf *bytes.Buffer
+	if opts.Upload {
+		copyBuf = &bytes.Buffer{}
+		w = io.MultiWriter(w, copyBuf)
+	}
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 1<<20)
 	aw, err := age.Encrypt(bw, recipients...)
@@ -200,7 +211,15 @@ func (c *Client) CreateBackup(ctx context.Context, w io.Writer, opts BackupOptio
 	if err := bw.Flush(); err != nil {
 		return BackupInfo{}, err
 	}
-	info := BackupInfo{Messages: n, Bytes: cw.n, Escrow: opts.Escrow, CreatedAt: p.CreatedAt}
+	if copyBuf != nil {
+		if err := c.api.raw(ctx, "PUT", "/v1/accounts/me/backup", copyBuf.Bytes(), nil); err != nil {
+			if isCode(err, "backup_too_large") {
+				return BackupInfo{}, fmt.Errorf("%w: the backup is written, but it is too large to keep on the server", ErrInvalidArgument)
+			}
+			return BackupInfo{}, fmt.Errorf("the backup is written, but keeping it on the server failed: %w", err)
+		}
+	}
+	info := BackupInfo{Messages: n, Bytes: cw.n, Escrow: opts.Escrow, CreatedAt: p.CreatedAt, Uploaded: opts.Upload}
 	if fresh {
 		info.NewRecoveryKey = k.String()
 	}
@@ -517,4 +536,33 @@ func combineShares(texts []string) (string, error) {
 	}
 	copy(k[:], secret)
 	return k.String(), nil
+}
+
+// FetchBackup gets the backup an account keeps on the server, for someone
+// who has lost every device: the username and the recovery key are all it
+// takes (the server checks the credential derived from the key, limits
+// guesses, and never sees inside the backup). hc may be nil.
+func FetchBackup(ctx context.Context, server, username, recoveryKey string, hc *http.Client) ([]byte, error) {
+	k, err := recoverykey.Parse(recoveryKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: recovery key: %v", ErrInvalidArgument, err)
+	}
+	a, err := newAPI(server, hc)
+	if err != nil {
+		return nil, err
+	}
+	cred := k.Derive("recovery-credential")
+	var resp struct {
+		Backup []byte `json:"backup"`
+	}
+	err = a.do(ctx, "POST", "/v1/recovery/backup", map[string]any{"username": username, "credential": cred[:]}, &resp)
+	switch {
+	case isCode(err, "recovery_denied"):
+		return nil, fmt.Errorf("%w: the server has no account %q with this recovery key", ErrBackupKey, username)
+	case isCode(err, "backup_not_found"):
+		return nil, fmt.Errorf("%w: %s keeps no backup on the server", ErrNoSuchUser, username)
+	case err != nil:
+		return nil, err
+	}
+	return resp.Backup, nil
 }

@@ -196,3 +196,38 @@ func TestBackupSecrets(t *testing.T) {
 		t.Fatal("two shares of three combined")
 	}
 }
+
+// TestBackupOnServer: a backup kept on the server comes back with the
+// username and recovery key alone, and opens; a wrong key gets nothing.
+func TestBackupOnServer(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, "sqlite")
+	alice, _ := register(t, ts, "alice")
+	var file bytes.Buffer
+	info, err := alice.CreateBackup(ctx, &file, BackupOptions{Upload: true})
+	if err != nil || !info.Uploaded {
+		t.Fatalf("backup with upload: %+v, %v", info, err)
+	}
+	got, err := FetchBackup(ctx, ts.URL, alice.Self().Username, info.NewRecoveryKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, file.Bytes()) {
+		t.Fatal("the fetched backup differs from the one written")
+	}
+	if _, err := VerifyBackup(bytes.NewReader(got), BackupSecret{RecoveryKey: info.NewRecoveryKey}); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := register(t, ts, "other")
+	var of bytes.Buffer
+	oinfo, err := other.CreateBackup(ctx, &of, BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FetchBackup(ctx, ts.URL, alice.Self().Username, oinfo.NewRecoveryKey, nil); !errors.Is(err, ErrBackupKey) {
+		t.Fatalf("another key: %v", err)
+	}
+	if _, err := FetchBackup(ctx, ts.URL, other.Self().Username, oinfo.NewRecoveryKey, nil); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("no backup kept: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,8 +106,10 @@ func backupCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		out    string
 		bs     backupSecretFlags
 		escrow multiFlag
+		upload bool
 	)
 	fs.StringVar(&out, "out", "", "the backup `file` to write (- for standard output)")
+	fs.BoolVar(&upload, "upload", false, "also keep the backup on the server (opaque to it; one per account, at most 64 MiB)")
 	bs.register(fs)
 	fs.Var(&escrow, "escrow", "also encrypt to this organisation escrow key (age1…); repeatable")
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
@@ -115,7 +118,7 @@ func backupCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if out == "" {
 		return errors.New("say where the backup goes: --out FILE")
 	}
-	opts := client.BackupOptions{Escrow: escrow}
+	opts := client.BackupOptions{Escrow: escrow, Upload: upload}
 	if bs.passFile != "" {
 		p, err := os.ReadFile(bs.passFile)
 		if err != nil {
@@ -177,7 +180,7 @@ func backupCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if f.json {
-		obj := map[string]any{"file": out, "messages": info.Messages, "bytes": info.Bytes, "escrow": info.Escrow}
+		obj := map[string]any{"file": out, "messages": info.Messages, "bytes": info.Bytes, "escrow": info.Escrow, "uploaded": info.Uploaded}
 		if info.NewRecoveryKey != "" && bs.keyFile == "" {
 			obj["recovery_key"] = info.NewRecoveryKey
 		}
@@ -185,6 +188,9 @@ func backupCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 	fmt.Fprintf(stdout, "backup of %d messages written to %s (%d bytes)\n", info.Messages, out, info.Bytes)
+	if info.Uploaded {
+		fmt.Fprintln(stdout, "a copy is kept on the server; 'veil backup restore --from-server --username NAME' gets it back with your recovery key")
+	}
 	for _, e := range info.Escrow {
 		fmt.Fprintf(stdout, "ESCROW: this backup can also be opened by the holder of %s\n", e)
 	}
@@ -234,18 +240,37 @@ func backupRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bs.register(fs)
 	kdfTime := fs.Uint("kdf-time", uint(devicestore.DefaultKDFParams.Time), "Argon2id passes for the new profile's passphrase")
 	kdfMem := fs.Uint("kdf-memory", uint(devicestore.DefaultKDFParams.Memory), "Argon2id memory in `KiB`")
-	pos, err := parseArgs(fs, args, 1, 1)
+	fromServer := fs.Bool("from-server", false, "fetch the backup the account keeps on the server (needs --username and the recovery key)")
+	username := fs.String("username", "", "your username, with --from-server")
+	minArgs := 1
+	if hasFlag(args, "from-server") {
+		minArgs = 0
+	}
+	pos, err := parseArgs(fs, args, minArgs, 1)
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer file.Close()
 	sec, err := bs.secret(stderr)
 	if err != nil {
 		return err
+	}
+	var file io.Reader
+	if *fromServer {
+		if *username == "" || f.server == "" || sec.RecoveryKey == "" {
+			return errors.New("--from-server needs --username, --server and the recovery key")
+		}
+		b, err := client.FetchBackup(ctx, f.server, *username, sec.RecoveryKey, nil)
+		if err != nil {
+			return explainBackup(err)
+		}
+		file = bytes.NewReader(b)
+	} else {
+		fh, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		file = fh
 	}
 	u, err := f.unlock(true, stderr)
 	if err != nil {
