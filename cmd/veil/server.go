@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -156,6 +157,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log.Info("veil: sealed-sender trust root (clients pin it)", "trust_root", base64.StdEncoding.EncodeToString(srv.TrustRoot()))
+	log.Info("veil: audit checkpoint key (veil admin audit verify --key)", "audit_key", hex.EncodeToString(srv.AuditKey()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
