@@ -231,3 +231,32 @@ func TestBackupOnServer(t *testing.T) {
 		t.Fatalf("no backup kept: %v", err)
 	}
 }
+
+// FuzzParseBackup: the decrypted payload decoder never panics, refuses
+// with ErrBackupCorrupt, and what it accepts has keys of the right sizes
+// and re-encodes to an equal payload.
+func FuzzParseBackup(f *testing.F) {
+	good := (&backupPayload{AccountID: "9d0652a3-dcc3-4d11-975f-74d61598733f", Username: "alice", Server: "http://127.0.0.1:7450",
+		IdentityPrivate: bytes.Repeat([]byte{1}, 32), ProfileKey: bytes.Repeat([]byte{2}, 32), TrustRoot: bytes.Repeat([]byte{3}, 33),
+		RecoveryCredential: bytes.Repeat([]byte{4}, 32), History: []byte(historyMagic + "\x01"), HistorySum: bytes.Repeat([]byte{5}, 32)}).marshal()
+	f.Add(good)
+	f.Add([]byte(backupMagic + "\x01"))
+	f.Add([]byte(backupMagic + "\x02"))
+	f.Add([]byte("age-encryption.org/v1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseBackup(b)
+		if err != nil {
+			if !errors.Is(err, ErrBackupCorrupt) {
+				t.Fatalf("error outside ErrBackupCorrupt: %v", err)
+			}
+			return
+		}
+		if len(p.IdentityPrivate) != 32 || len(p.RecoveryCredential) != 32 || len(p.HistorySum) != 32 {
+			t.Fatal("accepted a payload with a key of the wrong size")
+		}
+		again, err := parseBackup(p.marshal())
+		if err != nil || again.AccountID != p.AccountID || !bytes.Equal(again.History, p.History) {
+			t.Fatalf("re-encoding changed the payload: %v", err)
+		}
+	})
+}
