@@ -3,12 +3,13 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/veil-e2ee/veil/server/store"
 )
 
 // Retention: how long the server keeps each kind of data is set in one
 // place, Limits (EnvelopeTTL, DedupWindow, BlobTTL, DeviceExpiry,
-// InactiveAccounts; the audit log's own setting is in the audit
-// package), and the sweeper enforces it. docs/COMPLIANCE.md lists the
+// InactiveAccounts, AuditRetention), and the sweeper enforces it. docs/COMPLIANCE.md lists the
 // defaults.
 
 // inactiveBatch bounds the accounts erased per sweep.
@@ -37,5 +38,29 @@ func (s *Server) sweepInactive() {
 		}
 		s.auditEvent("account_erased", &id, 0, "reason", "inactive")
 		s.log.Info("server: inactive account erased", "account", s.keys.logID(id))
+	}
+}
+
+// pruneAudit drops audit entries older than Limits.AuditRetention, up to
+// a signed checkpoint (it runs after the sweep's checkpoint).
+func (s *Server) pruneAudit() {
+	if s.lim.AuditRetention < 0 {
+		return
+	}
+	p, ok := s.cfg.Store.(store.AuditPruner)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.baseCtx, time.Minute)
+	defer cancel()
+	anchor, n, err := p.PruneAudit(ctx, s.now().Add(-s.lim.AuditRetention))
+	if err != nil {
+		if s.baseCtx.Err() == nil {
+			s.log.Warn("server: audit pruning failed", redactErr(err))
+		}
+		return
+	}
+	if n > 0 {
+		s.log.Info("server: audit entries past retention pruned", "count", n, "anchor", anchor)
 	}
 }

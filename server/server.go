@@ -48,6 +48,10 @@ type Limits struct {
 	SweepInterval time.Duration
 	// BlobTTL is how long a history archive waits for its new device.
 	BlobTTL time.Duration
+	// AuditRetention is how long audit entries are kept: older ones are
+	// pruned up to a signed checkpoint, which stays as the anchor
+	// verification starts from. Negative keeps them forever.
+	AuditRetention time.Duration
 	// InactiveAccounts erases accounts none of whose devices was seen for
 	// this long (their data, not only their devices); zero or negative
 	// keeps them (the default).
@@ -107,6 +111,7 @@ var DefaultLimits = Limits{
 	SealedMulti:    Rate{Burst: 200, Interval: 50 * time.Millisecond},
 	Recover:        Rate{Burst: 5, Interval: 12 * time.Minute},
 	BlobTTL:        24 * time.Hour,
+	AuditRetention: 365 * 24 * time.Hour,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -145,6 +150,7 @@ func (l Limits) withDefaults() Limits {
 	setR(&l.SealedMulti, d.SealedMulti)
 	setR(&l.Recover, d.Recover)
 	setD(&l.BlobTTL, d.BlobTTL)
+	setD(&l.AuditRetention, d.AuditRetention)
 	return l
 }
 
@@ -386,6 +392,7 @@ func (s *Server) sweeper() {
 // sweepOnce deletes expired envelopes and old idempotency records.
 func (s *Server) sweepOnce() {
 	defer s.observeSweep()
+	defer s.pruneAudit()
 	s.sweepProvisioning()
 	s.sweepInactive()
 	s.auditCheckpoint()

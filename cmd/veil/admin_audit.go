@@ -202,6 +202,9 @@ func writeVerifyText(w io.Writer, rep *audit.Report) error {
 		}
 	}
 	fmt.Fprintf(&b, "checkpoints: %d signed, the last at entry %d\n", rep.Checkpoints, rep.LastCheckpoint)
+	if rep.PrunedThrough > 0 {
+		fmt.Fprintf(&b, "retention: entries up to %d were pruned; the chain is verified from the signed checkpoint there\n", rep.PrunedThrough)
+	}
 	if rep.Unprotected > 0 {
 		fmt.Fprintf(&b, "note: the %d entries after the last checkpoint chain correctly but are not yet signed: someone able to write to the database could cut or rewrite them undetectably\n", rep.Unprotected)
 	}

@@ -87,6 +87,7 @@ func newServerFlags() (*flag.FlagSet, *serverFlags) {
 	fs.IntVar(&l.MaxDevices, "max-devices", l.MaxDevices, "devices per account")
 	fs.DurationVar(&l.DeviceExpiry, "device-expiry", l.DeviceExpiry, "remove a linked device unseen for this long (negative: never)")
 	fs.DurationVar(&l.BlobTTL, "blob-ttl", l.BlobTTL, "how long a history archive waits for its new device")
+	fs.DurationVar(&l.AuditRetention, "audit-retention", l.AuditRetention, "how long audit entries are kept (pruned up to a signed checkpoint; negative: forever)")
 	fs.DurationVar(&l.InactiveAccounts, "inactive-accounts", 0, "erase accounts none of whose devices was seen for this long (0: keep them)")
 	fs.Var(rateFlag{&l.PreKeyFetch}, "rate-prekeys", "prekey bundle fetches per requester and target account (BURST/INTERVAL or off)")
 	fs.Var(rateFlag{&l.Send}, "rate-send", "sends per device")

@@ -56,6 +56,9 @@ type Report struct {
 	// chain correctly, but someone able to write to the database could
 	// have rewritten or removed them undetectably.
 	Unprotected uint64 `json:"unprotected_entries"`
+	// PrunedThrough is the signed checkpoint the log starts after when
+	// retention has pruned older entries (0: the log is whole).
+	PrunedThrough uint64 `json:"pruned_through,omitempty"`
 	// PublicKey is the checkpoint key verified against (hex).
 	PublicKey string    `json:"public_key"`
 	Problems  []Problem `json:"problems,omitempty"`
@@ -111,6 +114,23 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 	}
 	prev := Genesis
 	var last uint64
+	// Retention prunes only up to a signed checkpoint, which stays: a log
+	// that starts later continues from that checkpoint's hash.
+	first, err := src.ListAudit(ctx, store.AuditQuery{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("audit: read entries: %w", err)
+	}
+	anchor := uint64(0)
+	switch {
+	case len(first) == 1 && first[0].Seq > 1:
+		anchor = first[0].Seq - 1
+	case len(first) == 0:
+		anchor = rep.LastCheckpoint
+	}
+	if c, ok := cps[anchor]; ok && anchor > 0 && VerifyCheckpoint(pub, c) {
+		prev, last = c.Hash, c.Seq
+		rep.PrunedThrough = c.Seq
+	}
 	// Read the entries, then the head; on a live database the head may
 	// have moved on meanwhile (appends commit entry and head together),
 	// so read on until the entries reach it.

@@ -73,3 +73,14 @@ type AuditLog interface {
 	// seq order, at most limit (≤ MaxAuditPage; 0 means MaxAuditPage).
 	AuditCheckpoints(ctx context.Context, after uint64, limit int) ([]AuditCheckpoint, error)
 }
+
+// AuditPruner enforces the audit log's retention. Both backends implement
+// it.
+type AuditPruner interface {
+	// PruneAudit deletes the entries up to the newest signed checkpoint
+	// whose entry is older than before, and the checkpoints before that
+	// one, which stays as the anchor the remaining chain starts from. It
+	// returns the anchor's seq (0: nothing pruned) and how many entries
+	// went.
+	PruneAudit(ctx context.Context, before time.Time) (anchor uint64, pruned int64, err error)
+}
