@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -216,6 +217,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	kdfTime := fs.Uint("kdf-time", uint(devicestore.DefaultKDFParams.Time), "Argon2id passes for the passphrase")
 	kdfMem := fs.Uint("kdf-memory", uint(devicestore.DefaultKDFParams.Memory), "Argon2id memory in `KiB` (lower it only for small devices)")
 	devName := fs.String("device-name", defaultDeviceName(), "this device's `name` in your device list (encrypted; the server cannot read it)")
+	trustRoot := fs.String("trust-root", "", "the server's sealed-sender trust root (`base64`, as 'veil server' logs it); registration stops if the server shows another")
 	pos, err := parseArgs(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -231,13 +233,21 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	kdf := devicestore.KDFParams{Time: uint32(*kdfTime), Memory: uint32(*kdfMem), Threads: devicestore.DefaultKDFParams.Threads}
-	c, err := client.Register(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, DeviceName: *devName,
+	var root []byte
+	if *trustRoot != "" {
+		if root, err = base64.StdEncoding.DecodeString(*trustRoot); err != nil || len(root) != 33 {
+			return errors.New("--trust-root must be the 33-byte key in base64, as 'veil server' logs it")
+		}
+	}
+	c, err := client.Register(ctx, client.Config{Dir: f.home, Unlock: u, Server: f.server, DeviceName: *devName, TrustRoot: root,
 		StoreOptions: []devicestore.Option{devicestore.WithKDFParams(kdf)}}, pos[0])
 	switch {
 	case errors.Is(err, client.ErrAlreadyRegistered):
 		return fmt.Errorf("%s already holds a Veil profile; use another --home for another account", f.home)
 	case errors.Is(err, client.ErrUsernameTaken):
 		return fmt.Errorf("the username %q is taken; pick another", pos[0])
+	case errors.Is(err, client.ErrProtocol) && root != nil:
+		return fmt.Errorf("the server at %s does not show the trust root you gave: it is not the server you meant (nothing was registered)", f.server)
 	case err != nil:
 		return explain(err)
 	}
