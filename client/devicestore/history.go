@@ -2,8 +2,10 @@ package devicestore
 
 import (
 	"context"
-	"database/sql"
+	"fmt"
 	"time"
+
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/veil-e2ee/veil/client/internal/converge"
 	"github.com/veil-e2ee/veil/protocol"
@@ -24,40 +26,60 @@ type HistoryMessage struct {
 }
 
 // EachHistoryMessage calls fn for every message, oldest first, in one
-// read snapshot.
+// read snapshot. It reads through the driver's own statement API rather
+// than database/sql: a history is every row of the biggest table, and
+// this halves the time per row (backups and history transfer are
+// row-bound).
 func (s *Store) EachHistoryMessage(ctx context.Context, fn func(HistoryMessage) error) error {
-	tx, err := s.r.BeginTx(ctx, nil)
+	conn, err := s.r.Conn(ctx)
 	if err != nil {
 		return dbErr("reading history", err)
 	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT m.sender, m.sender_device, m.outgoing, m.message_id, m.body, m.sent_at, m.received_at, m.status,
-		m.edited, m.deleted, m.body_time, m.body_counter, m.body_origin, c.peer, m.expires_at
-		FROM messages m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.expires_at IS NULL OR m.expires_at > ? ORDER BY m.id`, ms(s.now()))
-	if err != nil {
-		return dbErr("reading history", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			h    HistoryMessage
-			a, b int64
-			exp  sql.NullInt64
-		)
-		if err := rows.Scan(&h.Sender, &h.SenderDevice, &h.Outgoing, &h.MessageID, &h.Body, &a, &b, &h.Status,
-			&h.Edited, &h.Deleted, &h.BodyStamp.Time, &h.BodyStamp.Counter, &h.BodyStamp.Origin, &h.Peer, &exp); err != nil {
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		rc, ok := dc.(interface{ Raw() *sqlite3.Conn })
+		if !ok {
+			return fmt.Errorf("devicestore: reading history: unexpected driver connection %T", dc)
+		}
+		db := rc.Raw()
+		if err := db.Exec(`BEGIN`); err != nil {
 			return dbErr("reading history", err)
 		}
-		h.SentAt, h.ReceivedAt = fromMS(a), fromMS(b)
-		if exp.Valid {
-			h.ExpiresAt = fromMS(exp.Int64)
+		defer db.Exec(`ROLLBACK`)
+		st, _, err := db.Prepare(`SELECT m.sender, m.sender_device, m.outgoing, m.message_id, m.body, m.sent_at, m.received_at, m.status,
+			m.edited, m.deleted, m.body_time, m.body_counter, m.body_origin, c.peer, m.expires_at
+			FROM messages m JOIN conversations c ON c.id = m.conversation_id
+			WHERE m.expires_at IS NULL OR m.expires_at > ? ORDER BY m.id`)
+		if err != nil {
+			return dbErr("reading history", err)
 		}
-		if err := fn(h); err != nil {
-			return err
+		defer st.Close()
+		if err := st.BindInt64(1, ms(s.now())); err != nil {
+			return dbErr("reading history", err)
 		}
-	}
-	return dbErr("reading history", rows.Err())
+		for st.Step() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			h := HistoryMessage{Peer: st.ColumnText(13)}
+			h.Sender = st.ColumnText(0)
+			h.SenderDevice = uint32(st.ColumnInt64(1))
+			h.Outgoing = st.ColumnInt64(2) != 0
+			h.MessageID = st.ColumnBlob(3, nil)
+			h.Body = st.ColumnBlob(4, nil)
+			h.SentAt, h.ReceivedAt = fromMS(st.ColumnInt64(5)), fromMS(st.ColumnInt64(6))
+			h.Status = Status(st.ColumnInt64(7))
+			h.Edited, h.Deleted = st.ColumnInt64(8) != 0, st.ColumnInt64(9) != 0
+			h.BodyStamp.Time, h.BodyStamp.Counter, h.BodyStamp.Origin = st.ColumnInt64(10), uint32(st.ColumnInt64(11)), st.ColumnText(12)
+			if st.ColumnType(14) != sqlite3.NULL {
+				h.ExpiresAt = fromMS(st.ColumnInt64(14))
+			}
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		return dbErr("reading history", st.Err())
+	})
 }
 
 // CountMessages counts the stored messages.
