@@ -120,8 +120,9 @@ type Client struct {
 	failures map[string]int // undecryptable messages by cause, not yet reported
 	keysMu   sync.Mutex     // one key maintenance at a time
 
-	mu     sync.Mutex
-	closed bool
+	mu         sync.Mutex
+	closed     bool
+	aloneUntil time.Time // no other device of the account, as of lately (see aloneFor)
 }
 
 // Self is this device's account.

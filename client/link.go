@@ -144,6 +144,7 @@ func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 // on your own new device: whoever holds an approved code holds your
 // account's identity.
 func (c *Client) ApproveLink(ctx context.Context, code string) error {
+	defer c.setAlone(0) // a device joins (or may have): sync transcripts go to it
 	pc, err := provision.ParseCode(code)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)

@@ -350,6 +350,9 @@ func (c *Client) process(ctx context.Context, tx *devicestore.Tx, cipher *protoc
 	if e.Sender == "" || e.SenderDevice == 0 {
 		return []Event{{Kind: EventUndecryptable, Err: errors.New("an envelope without a sender that is not sealed")}}, nil
 	}
+	if e.Sender == c.self.AccountID {
+		c.setAlone(0) // another device of ours exists
+	}
 	from := protocol.Address{Name: e.Sender, DeviceID: e.SenderDevice}
 	var (
 		events []Event

@@ -292,12 +292,17 @@ func (c *Client) tryDeliver(ctx context.Context, it devicestore.OutboxItem) erro
 		if len(devices) == 0 {
 			if toSelf {
 				// Only when the server has no other device of ours is there
-				// nothing to send; otherwise fetch their bundles.
+				// nothing to send; otherwise fetch their bundles. Having
+				// asked, a lone device does not ask again for a minute.
+				if c.alone() {
+					return nil
+				}
 				others, err := c.otherOwnDevices(ctx)
 				if err != nil {
 					return err
 				}
 				if len(others) == 0 {
+					c.setAlone(aloneFor)
 					return nil
 				}
 			}
@@ -550,6 +555,29 @@ func (c *Client) otherOwnDevices(ctx context.Context) ([]uint32, error) {
 		}
 	}
 	return out, nil
+}
+
+// aloneFor is how long a device that found no other device of its
+// account skips asking again before a sync transcript. Linking a device
+// here, or a message from another device of ours, ends it at once.
+const aloneFor = time.Minute
+
+func (c *Client) alone() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now().Before(c.aloneUntil)
+}
+
+// setAlone marks this device as its account's only one for d (0: ask
+// again next time).
+func (c *Client) setAlone(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d == 0 {
+		c.aloneUntil = time.Time{}
+		return
+	}
+	c.aloneUntil = c.now().Add(d)
 }
 
 // resendable reports whether a payload may be sent again on request:
