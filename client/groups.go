@@ -718,10 +718,14 @@ func (c *Client) deliverGroup(ctx context.Context, it devicestore.OutboxItem) er
 				}
 			}
 		case "access_denied":
-			// Profile keys that changed: those members get it one by one.
+			// Profile keys that changed (or accounts no longer open to
+			// anyone): those members get it one by one.
 			err := c.store.Update(ctx, func(tx *devicestore.Tx) error {
 				for _, a := range se.Accounts {
 					if err := tx.ForgetProfileKey(ctx, a); err != nil {
+						return err
+					}
+					if err := tx.SetSetting(ctx, settingAnyone+a, 0); err != nil {
 						return err
 					}
 				}
