@@ -27,24 +27,45 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newClientFlagSet("chat", "[flags] USERNAME",
-		"An interactive line-mode chat with USERNAME: each line you type is sent; messages\n"+
-			"arrive as they come (from anyone). /safety shows the safety number, /quit or end\n"+
-			"of input (Ctrl-D) leaves.", stderr)
-	pos, err := parseArgs(fs, args, 1, 1)
+	fs, f := newClientFlagSet("chat", "[flags] USERNAME | --group GROUP",
+		"An interactive line-mode chat with USERNAME (or a group): each line you type is sent;\n"+
+			"messages arrive as they come (from anyone). /safety shows the safety number (/members\n"+
+			"a group's members), /quit or end of input (Ctrl-D) leaves.", stderr)
+	group := fs.String("group", "", "chat in this group (name or id) instead of with one person")
+	minArgs := 1
+	if hasFlag(args, "group") {
+		minArgs = 0
+	}
+	pos, err := parseArgs(fs, args, minArgs, 1)
 	if err != nil {
 		return err
 	}
-	who := pos[0]
 	c, err := f.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	out := &lockedWriter{w: stdout}
+	who := ""
+	if len(pos) > 0 {
+		who = pos[0]
+	}
+	gid := ""
+	if *group != "" {
+		if gid, err = findGroup(ctx, c, *group); err != nil {
+			return err
+		}
+		who = "group " + *group
+	}
+	history := func() ([]client.Message, error) {
+		if gid != "" {
+			return c.GroupMessages(ctx, gid, 0, 1<<20)
+		}
+		return c.Messages(ctx, who, 0, 1<<20)
+	}
 
 	// The conversation so far, then live messages.
-	if ms, err := c.Messages(ctx, who, 0, 1<<20); err == nil {
+	if ms, err := history(); err == nil {
 		if len(ms) > 20 {
 			ms = ms[len(ms)-20:]
 		}
@@ -53,7 +74,7 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	if !f.json {
-		fmt.Fprintf(out, "-- chatting with %s as %s; /quit to leave, /safety for the safety number\n", who, c.Self().Username)
+		fmt.Fprintf(out, "-- chatting with %s as %s; /quit to leave, /safety for the safety number, /members for a group's\n", who, c.Self().Username)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	recvDone := make(chan error, 1)
@@ -101,6 +122,14 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			case line == "":
 			case line == "/quit" || line == "/exit":
 				return nil
+			case line == "/members" && gid != "":
+				if g, err := c.Group(ctx, gid); err != nil {
+					fmt.Fprintln(out, "!", explainGroup(err))
+				} else {
+					showGroup(out, g, false)
+				}
+			case line == "/safety" && gid != "":
+				fmt.Fprintln(out, "! compare safety numbers with each member: veil verify USERNAME")
 			case line == "/safety":
 				if sn, err := c.SafetyNumber(ctx, who); err != nil {
 					fmt.Fprintln(out, "!", explain(err))
@@ -110,7 +139,17 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			case line == "/help":
 				fmt.Fprintln(out, "type a line to send it; /safety shows the safety number; /quit leaves")
 			default:
-				m, err := c.Send(ctx, who, line)
+				var m client.Message
+				var err error
+				if gid != "" {
+					m, err = c.SendGroup(ctx, gid, line)
+				} else {
+					m, err = c.Send(ctx, who, line)
+				}
+				if gid != "" && err != nil {
+					fmt.Fprintln(out, "!", explainGroup(err))
+					continue
+				}
 				switch {
 				case errors.Is(err, client.ErrNoSuchUser):
 					return fmt.Errorf("there is no user %q", who)
