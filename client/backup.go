@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -352,19 +351,7 @@ func (c *Client) restore(ctx context.Context, p *backupPayload, secret BackupSec
 	if err != nil {
 		return fmt.Errorf("%w: identity key", ErrBackupCorrupt)
 	}
-	c.id = protocol.NewKeyPair(priv)
-	reg, err := protocol.GenerateRegistrationID(c.rand)
-	if err != nil {
-		return err
-	}
-	var up prekeyUpload
-	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
-		if err := tx.SetLocalIdentity(ctx, c.id, reg); err != nil {
-			return err
-		}
-		up, err = c.newKeys(ctx, tx, keyPlan{signed: true, lastResort: true, oneTime: true, oneTimeKEM: true})
-		return err
-	})
+	reg, up, err := c.newDeviceKeys(ctx, protocol.NewKeyPair(priv))
 	if err != nil {
 		return err
 	}
@@ -380,16 +367,7 @@ func (c *Client) restore(ctx context.Context, p *backupPayload, secret BackupSec
 		}
 		return err
 	}
-	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
-	if err != nil || len(cred) != 32 || resp.AccountID != p.AccountID || resp.DeviceID == 0 {
-		return fmt.Errorf("%w: recovery answer", ErrProtocol)
-	}
-	acct := devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID, Username: p.Username,
-		ServerURL: c.api.base.String(), Credential: cred, CreatedAt: c.now()}
-	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
-		if err := tx.SetAccount(ctx, acct); err != nil {
-			return err
-		}
+	err = c.keepAccount(ctx, resp, p.AccountID, p.Username, func(tx *devicestore.Tx) error {
 		if len(p.TrustRoot) > 0 {
 			if err := tx.SetBlobSetting(ctx, settingTrustRoot, p.TrustRoot); err != nil {
 				return err
@@ -405,7 +383,6 @@ func (c *Client) restore(ctx context.Context, p *backupPayload, secret BackupSec
 	if err != nil {
 		return err
 	}
-	c.setAccount(acct)
 	if err := c.sealedReady(ctx, p.ProfileKey); err != nil {
 		return err
 	}

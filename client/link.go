@@ -96,19 +96,7 @@ func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 	if err != nil {
 		return fmt.Errorf("%w: identity key in the approval", ErrProtocol)
 	}
-	c.id = protocol.NewKeyPair(priv)
-	reg, err := protocol.GenerateRegistrationID(c.rand)
-	if err != nil {
-		return err
-	}
-	var up prekeyUpload
-	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
-		if err := tx.SetLocalIdentity(ctx, c.id, reg); err != nil {
-			return err
-		}
-		up, err = c.newKeys(ctx, tx, keyPlan{signed: true, lastResort: true, oneTime: true, oneTimeKEM: true})
-		return err
-	})
+	reg, up, err := c.newDeviceKeys(ctx, protocol.NewKeyPair(priv))
 	if err != nil {
 		return err
 	}
@@ -124,17 +112,56 @@ func (c *Client) linkWith(ctx context.Context, msg provision.Message) error {
 		}
 		return err
 	}
-	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
-	if err != nil || len(cred) != 32 || resp.AccountID != msg.AccountID || resp.DeviceID == 0 {
-		return fmt.Errorf("%w: link answer", ErrProtocol)
+	if err := c.keepAccount(ctx, resp, msg.AccountID, msg.Username, nil); err != nil {
+		return err
 	}
-	acct := devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID, Username: msg.Username,
+	return c.sealedReady(ctx, msg.ProfileKey)
+}
+
+// newDeviceKeys makes this device's store hold the account's identity
+// key, a new registration id and fresh prekeys (a device joining an
+// existing account: linked or restored), and returns what to upload.
+func (c *Client) newDeviceKeys(ctx context.Context, id protocol.IdentityKeyPair) (uint32, prekeyUpload, error) {
+	c.id = id
+	reg, err := protocol.GenerateRegistrationID(c.rand)
+	if err != nil {
+		return 0, prekeyUpload{}, err
+	}
+	var up prekeyUpload
+	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
+		if err := tx.SetLocalIdentity(ctx, c.id, reg); err != nil {
+			return err
+		}
+		up, err = c.newKeys(ctx, tx, keyPlan{signed: true, lastResort: true, oneTime: true, oneTimeKEM: true})
+		return err
+	})
+	return reg, up, err
+}
+
+// keepAccount checks the server's answer that made this a device of
+// account, stores the account (and, in the same transaction, whatever
+// also does), and uses its credential from now on.
+func (c *Client) keepAccount(ctx context.Context, resp registerResponse, account, username string, also func(tx *devicestore.Tx) error) error {
+	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
+	if err != nil || len(cred) != 32 || resp.AccountID != account || resp.DeviceID == 0 {
+		return fmt.Errorf("%w: the server's answer does not name this account and a new device", ErrProtocol)
+	}
+	acct := devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID, Username: username,
 		ServerURL: c.api.base.String(), Credential: cred, CreatedAt: c.now()}
-	if err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetAccount(ctx, acct) }); err != nil {
+	err = c.store.Update(ctx, func(tx *devicestore.Tx) error {
+		if err := tx.SetAccount(ctx, acct); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	c.setAccount(acct)
-	return c.sealedReady(ctx, msg.ProfileKey)
+	return nil
 }
 
 // ApproveLink lets the device showing code join this account: it gets a
