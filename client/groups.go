@@ -534,24 +534,7 @@ func (c *Client) SendGroup(ctx context.Context, group, text string) (Message, er
 		if err != nil {
 			return err
 		}
-		conv, err := tx.Conversation(ctx, groupPeer(id))
-		if err != nil {
-			return err
-		}
-		expires, err := c.expiresAt(ctx, tx, groupPeer(id), c.now())
-		if err != nil {
-			return err
-		}
-		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
-			Outgoing: true, MessageID: mid, Body: []byte(text), SentAt: time.UnixMilli(s.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
-			Counter: s.Counter, Origin: s.Origin, ExpiresAt: expires})
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: groupPeer(id), LocalMessageID: local, Payload: toGroup, About: local}); err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf, About: local})
+		local, err = c.queueOutgoing(ctx, tx, groupPeer(id), t, s, tids, toGroup, toSelf)
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/client/internal/content"
+	"github.com/veil-e2ee/veil/client/internal/converge"
 	"github.com/veil-e2ee/veil/protocol"
 )
 
@@ -80,24 +81,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		conv, err := tx.Conversation(ctx, peer.AccountID)
-		if err != nil {
-			return err
-		}
-		expires, err := c.expiresAt(ctx, tx, peer.AccountID, c.now())
-		if err != nil {
-			return err
-		}
-		local, err = tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
-			Outgoing: true, MessageID: id, Body: []byte(text), SentAt: time.UnixMilli(st.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
-			Counter: st.Counter, Origin: st.Origin, ExpiresAt: expires})
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: peer.AccountID, LocalMessageID: local, Payload: toPeer, About: local}); err != nil {
-			return err
-		}
-		_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf, About: local})
+		local, err = c.queueOutgoing(ctx, tx, peer.AccountID, text1, st, tids, toPeer, toSelf)
 		return err
 	})
 	if err != nil {
@@ -118,6 +102,34 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 		c.log.Info("send queued", "reason", errorCode(ferr))
 	}
 	return m, nil
+}
+
+// queueOutgoing stores a text this device sends in the conversation
+// with peer (an account, or "g:" and a group) — timed by the
+// conversation's disappearing timer — and queues it: toPeer for peer
+// (which also marks the message sent), toSelf for this account's other
+// devices, under the transport ids tids. It returns the message's local
+// id.
+func (c *Client) queueOutgoing(ctx context.Context, tx *devicestore.Tx, peer string, t content.Text, st converge.Stamp, tids [][]byte, toPeer, toSelf []byte) (int64, error) {
+	conv, err := tx.Conversation(ctx, peer)
+	if err != nil {
+		return 0, err
+	}
+	expires, err := c.expiresAt(ctx, tx, peer, c.now())
+	if err != nil {
+		return 0, err
+	}
+	local, err := tx.InsertMessage(ctx, devicestore.Message{ConversationID: conv, Sender: c.self.AccountID, SenderDevice: c.self.DeviceID,
+		Outgoing: true, MessageID: t.ID, Body: []byte(t.Body), SentAt: time.UnixMilli(st.Time), ReceivedAt: c.now(), Status: devicestore.Queued,
+		Counter: st.Counter, Origin: st.Origin, ExpiresAt: expires})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[0], Recipient: peer, LocalMessageID: local, Payload: toPeer, About: local}); err != nil {
+		return 0, err
+	}
+	_, err = tx.Enqueue(ctx, devicestore.OutboxItem{MessageID: tids[1], Recipient: c.self.AccountID, Payload: toSelf, About: local})
+	return local, err
 }
 
 // Flush delivers every due send in the outbox (messages queued while the
