@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
 
@@ -48,4 +49,26 @@ func BenchmarkSenderKeyLibsignal1KiB(b *testing.B) {
 	}
 	b.ReportMetric(rate, "msgs/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkEd25519Ceiling measures Go's own crypto/ed25519 signing and
+// verification of a 1.1 KB message: one sender-key message costs at
+// least one of each (XEdDSA over the same curve), so this is the ceiling
+// docs/BENCHMARKS.md quotes for sender keys on a machine.
+func BenchmarkEd25519Ceiling(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 1100)
+	sig := ed25519.Sign(priv, msg)
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			ed25519.Sign(priv, msg)
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if !ed25519.Verify(pub, msg, sig) {
+				b.Fatal("does not verify")
+			}
+		}
+	})
 }
