@@ -252,16 +252,11 @@ func (c *Client) register(ctx context.Context, username string) error {
 		}
 		return err
 	}
-	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
-	if err != nil || len(cred) != 32 || resp.AccountID == "" || resp.DeviceID == 0 {
-		return fmt.Errorf("%w: registration answer", ErrProtocol)
-	}
-	acct := devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID, Username: username,
-		ServerURL: c.api.base.String(), Credential: cred, CreatedAt: c.now()}
-	if err := c.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetAccount(ctx, acct) }); err != nil {
+	// A new account: whatever id the server gave it (keepAccount refuses an
+	// empty one).
+	if err := c.keepAccount(ctx, resp, resp.AccountID, username, nil); err != nil {
 		return err
 	}
-	c.setAccount(acct)
 	return c.sealedReady(ctx, nil)
 }
 

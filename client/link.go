@@ -143,7 +143,7 @@ func (c *Client) newDeviceKeys(ctx context.Context, id protocol.IdentityKeyPair)
 // also does), and uses its credential from now on.
 func (c *Client) keepAccount(ctx context.Context, resp registerResponse, account, username string, also func(tx *devicestore.Tx) error) error {
 	cred, err := base64.StdEncoding.DecodeString(resp.Credential)
-	if err != nil || len(cred) != 32 || resp.AccountID != account || resp.DeviceID == 0 {
+	if err != nil || len(cred) != 32 || resp.AccountID == "" || resp.AccountID != account || resp.DeviceID == 0 {
 		return fmt.Errorf("%w: the server's answer does not name this account and a new device", ErrProtocol)
 	}
 	acct := devicestore.Account{AccountID: resp.AccountID, DeviceID: resp.DeviceID, Username: username,
