@@ -254,6 +254,9 @@ type bundleDevice struct {
 	PreKey         *keyJSON `json:"prekey"`
 	KEMPreKey      keyJSON  `json:"kem_prekey"`
 	KEMLastResort  bool     `json:"kem_is_last_resort"`
+	// Compliance: the compliance device of a legal hold, with the
+	// certificate that explains why its keys are not the account's.
+	Compliance *holdCertJSON `json:"compliance"`
 }
 
 type envelopeJSON struct {
@@ -269,11 +272,12 @@ type sendRequest struct {
 }
 
 type deviceJSON struct {
-	DeviceID       uint32 `json:"device_id"`
-	RegistrationID uint32 `json:"registration_id"`
-	Created        string `json:"created"`   // YYYY-MM-DD (the server keeps days only)
-	LastSeen       string `json:"last_seen"` // YYYY-MM-DD
-	Name           []byte `json:"name"`      // encrypted by the account's devices
+	DeviceID       uint32        `json:"device_id"`
+	RegistrationID uint32        `json:"registration_id"`
+	Created        string        `json:"created"`   // YYYY-MM-DD (the server keeps days only)
+	LastSeen       string        `json:"last_seen"` // YYYY-MM-DD
+	Name           []byte        `json:"name"`      // encrypted by the account's devices
+	Compliance     *holdCertJSON `json:"compliance"`
 }
 
 // queuedEnvelope is one envelope of the device's queue.

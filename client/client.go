@@ -120,6 +120,11 @@ type Client struct {
 	failures map[string]int // undecryptable messages by cause, not yet reported
 	keysMu   sync.Mutex     // one key maintenance at a time
 
+	// compliance: this is the compliance device of a legal hold
+	// (RegisterCompliance): it receives and never sends.
+	compliance bool
+	holdClock
+
 	mu         sync.Mutex
 	closed     bool
 	aloneUntil time.Time // no other device of the account, as of lately (see aloneFor)
@@ -333,6 +338,11 @@ func open(ctx context.Context, cfg Config, store *devicestore.Store) (*Client, e
 	c := &Client{cfg: cfg, store: store, api: a, id: id, now: cfg.Now, rand: cfg.Rand, log: cfg.Logger}
 	c.setAccount(acct)
 	c.self.Server = a.base.String()
+	if v, _, err := store.Setting(ctx, settingCompliance); err != nil {
+		return nil, err
+	} else {
+		c.compliance = v == 1
+	}
 	if root, _, err := store.BlobSetting(ctx, settingTrustRoot); err == nil && root == nil {
 		// A profile from before sealed sender, or whose setup was cut short.
 		if err := c.sealedReady(ctx, nil); err != nil {

@@ -366,6 +366,10 @@ type Device struct {
 	// NameUnreadable: the device has a name that no device of this
 	// account wrote (it does not decrypt): treat the device as suspect.
 	NameUnreadable bool
+	// Compliance: this is the compliance device of a legal hold on this
+	// account (its certificate verified): it receives copies of what the
+	// account sends and receives while the hold lasts.
+	Compliance bool
 }
 
 // Devices lists this account's devices (from the server).
@@ -385,6 +389,10 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 		if len(d.Name) > 0 {
 			dv.Name, _ = c.openName(d.DeviceID, d.Name)
 			dv.NameUnreadable = dv.Name == ""
+		}
+		if d.Compliance != nil {
+			h, err := c.verifyHold(ctx, c.store, c.self.AccountID, d.Compliance)
+			dv.Compliance = err == nil && h.DeviceID == d.DeviceID
 		}
 		out = append(out, dv)
 	}

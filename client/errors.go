@@ -80,3 +80,7 @@ func (e *UnverifiedDeviceError) Error() string {
 	return fmt.Sprintf("%s's account lists device(s) %v whose keys are not signed by %s's identity key: they were not linked by %s, "+
 		"and the server may be trying to add a listener. Nothing is sent to %s until they are gone", who, e.Devices, who, who, who)
 }
+
+// ErrComplianceDevice: this is the compliance device of a legal hold
+// (RegisterCompliance); it only receives.
+var ErrComplianceDevice = errors.New("client: a compliance device does not send")

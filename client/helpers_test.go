@@ -42,6 +42,7 @@ type testServer struct {
 	srv     *server.Server
 	st      store.Store
 	secret  []byte
+	holds   server.LegalHoldConfig // legal holds (off unless a test sets them)
 }
 
 func startServer(t testing.TB, backend string) *testServer {
@@ -74,7 +75,7 @@ func (ts *testServer) start() {
 	if err != nil {
 		t.Fatalf("opening the server store: %v", err)
 	}
-	ts.srv, err = server.New(server.Config{Store: ts.st, Secret: ts.secret, Limits: testLimits})
+	ts.srv, err = server.New(server.Config{Store: ts.st, Secret: ts.secret, Limits: testLimits, LegalHold: ts.holds})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,12 @@ type Message struct {
 type Conversation struct {
 	ID           int64
 	Peer         string // username ("" if unknown)
-	PeerAccount  string
+	PeerAccount  string // or "g:" and the group id for a group
 	LastActivity time.Time
+	// Holds are the legal holds on its participants (this account
+	// included): while there are any, show each one's Notice in the
+	// conversation, always.
+	Holds []LegalHold
 }
 
 // Conversations lists the conversations, most recent first.
@@ -59,8 +63,18 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 		return nil, err
 	}
 	out := make([]Conversation, 0, len(cs))
+	holds, err := c.store.Holds(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, cv := range cs {
-		out = append(out, Conversation{ID: cv.ID, Peer: names[cv.Peer], PeerAccount: cv.Peer, LastActivity: cv.LastActivityAt})
+		conv := Conversation{ID: cv.ID, Peer: names[cv.Peer], PeerAccount: cv.Peer, LastActivity: cv.LastActivityAt}
+		if len(holds) > 0 {
+			if conv.Holds, err = c.holdsFor(ctx, cv.Peer); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, conv)
 	}
 	return out, nil
 }

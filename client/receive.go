@@ -45,6 +45,12 @@ const (
 	// EventTimerChanged: someone set a conversation's disappearing-
 	// messages timer (Timer; Contact or Group says which conversation).
 	EventTimerChanged
+	// EventLegalHold: an account this device talks to (or its own) is
+	// now under a disclosed legal hold (Hold): show it in every
+	// conversation with that account (ConversationHolds).
+	EventLegalHold
+	// EventLegalHoldLifted: a legal hold ended (Hold).
+	EventLegalHoldLifted
 )
 
 func (k EventKind) String() string {
@@ -63,6 +69,10 @@ func (k EventKind) String() string {
 		return "group_updated"
 	case EventTimerChanged:
 		return "timer_changed"
+	case EventLegalHold:
+		return "legal_hold"
+	case EventLegalHoldLifted:
+		return "legal_hold_lifted"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -86,6 +96,8 @@ type Event struct {
 	Group        string
 	GroupName    string
 	GroupChanges []GroupChange
+	// Hold is the legal hold of EventLegalHold and EventLegalHoldLifted.
+	Hold *LegalHold
 }
 
 // ReceiveOptions tune Receive.
@@ -196,9 +208,22 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 	defer tick.Stop()
 	var lastMaintain time.Time
 	prekeyMsgs := 0
+	var holdEvents []Event
+	removed := false // the server no longer knows this device's credential
 	housekeeping := func(force bool) {
 		if err := c.Flush(ctx); err != nil && ctx.Err() == nil {
 			c.log.Info("outbox not drained", "reason", errorCode(err))
+		}
+		// A compliance device checks every tick: lifting its hold removes
+		// it, and it must stop then.
+		if force || c.holdsDue() || c.compliance {
+			evs, err := c.RefreshHolds(ctx)
+			if isCode(err, "unauthorized") {
+				removed = true
+			} else if err != nil && ctx.Err() == nil {
+				c.log.Info("legal holds not checked", "reason", errorCode(err))
+			}
+			holdEvents = append(holdEvents, evs...)
 		}
 		c.reportFailures(ctx)
 		if force || prekeyMsgs >= prekeyMsgsCheck || time.Since(lastMaintain) >= maintainEvery {
@@ -229,6 +254,13 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 				return ErrClosed
 			}
 			housekeeping(false)
+			if removed {
+				return ErrDeviceRemoved
+			}
+			if !yieldAll(&holdEvents, yield) {
+				conn.Close(websocket.StatusNormalClosure, "")
+				return errStopped
+			}
 		case f := <-frames:
 			// Take every envelope already here: they are committed in one
 			// transaction (one fsync), each in its own savepoint.
@@ -281,7 +313,10 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 			}
 			if next != nil && next.Type == "queue_empty" {
 				housekeeping(lastMaintain.IsZero())
-				if !yield(Event{Kind: EventQueueEmpty}, nil) {
+				if removed {
+					return ErrDeviceRemoved
+				}
+				if !yieldAll(&holdEvents, yield) || !yield(Event{Kind: EventQueueEmpty}, nil) {
 					conn.Close(websocket.StatusNormalClosure, "")
 					return errStopped
 				}
@@ -292,6 +327,18 @@ func (c *Client) receiveOnce(ctx context.Context, opts ReceiveOptions, yield fun
 			}
 		}
 	}
+}
+
+// yieldAll yields and empties pending; false when the caller stopped.
+func yieldAll(pending *[]Event, yield func(Event, error) bool) bool {
+	for len(*pending) > 0 {
+		ev := (*pending)[0]
+		*pending = (*pending)[1:]
+		if !yield(ev, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // processBatch decrypts envelopes and stores what they say, in one

@@ -40,6 +40,9 @@ const (
 // recipient's key changed (the message stays queued until the key is
 // accepted).
 func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
+	if c.compliance {
+		return Message{}, ErrComplianceDevice
+	}
 	if len(text) == 0 || len(text) > MaxTextBytes || !utf8.ValidString(text) {
 		return Message{}, fmt.Errorf("%w: a message is 1 to %d bytes of UTF-8 text", ErrInvalidArgument, MaxTextBytes)
 	}
@@ -201,7 +204,15 @@ func prioritize(all, due []devicestore.OutboxItem, first [][]byte) []devicestore
 // deliver sends one outbox item, fixing the device list on 409/410, and
 // records the outcome.
 func (c *Client) deliver(ctx context.Context, it devicestore.OutboxItem) error {
-	err := c.tryDeliver(ctx, it)
+	var err error
+	if c.compliance {
+		// A compliance device never sends (it would speak for the account
+		// under a key that is not the account's): drop what was queued.
+		err = ErrComplianceDevice
+		it.Attempts = 0
+	} else {
+		err = c.tryDeliver(ctx, it)
+	}
 	if err == nil {
 		return c.store.Update(ctx, func(tx *devicestore.Tx) error {
 			if err := tx.Dequeue(ctx, it.MessageID); err != nil && !errors.Is(err, devicestore.ErrNotFound) {
@@ -222,7 +233,7 @@ func (c *Client) deliver(ctx context.Context, it devicestore.OutboxItem) error {
 		return err
 	}
 	var ice *IdentityChangedError
-	permanent := errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrNotGroupMember) || isCode(err, "envelope_too_large", "body_too_large")
+	permanent := errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrNotGroupMember) || errors.Is(err, ErrComplianceDevice) || isCode(err, "envelope_too_large", "body_too_large")
 	next := c.now().Add(backoff(it.Attempts))
 	var se *ServerError
 	switch {
@@ -443,6 +454,8 @@ func (c *Client) fixDevices(ctx context.Context, account string, add, drop []uin
 			if err := tx.DeleteSession(ctx, protocol.Address{Name: account, DeviceID: d}); err != nil {
 				return err
 			}
+			// A compliance device that is gone keeps its hold until the
+			// list of holds says it ended (RefreshHolds reports that).
 		}
 		return nil
 	})
@@ -482,21 +495,46 @@ func (c *Client) fetchSessions(ctx context.Context, account string, device uint3
 	if err != nil {
 		return fmt.Errorf("%w: identity key in bundle: %v", ErrProtocol, err)
 	}
-	var bundles []*protocol.PreKeyBundle
+	var (
+		bundles    []*protocol.PreKeyBundle
+		holds      []devicestore.Hold
+		unverified []uint32
+		refused    error
+	)
 	for _, d := range resp.Devices {
 		if account == c.self.AccountID && d.DeviceID == c.self.DeviceID {
 			continue
 		}
-		b, err := d.bundle(ik)
+		key := ik
+		if d.Compliance != nil {
+			// A compliance device: its own identity key signed its keys,
+			// and a certificate from the trust root must say whose it is.
+			h, err := c.verifyHold(ctx, c.store, account, d.Compliance)
+			if err != nil || h.DeviceID != d.DeviceID {
+				if errors.Is(err, ErrHoldsRefused) {
+					refused = err
+				}
+				c.log.Warn("a device claims to be a legal hold's compliance device without a valid certificate", "reason", errorCode(err))
+				unverified = append(unverified, d.DeviceID)
+				continue
+			}
+			holds = append(holds, h)
+			key = h.IdentityKey
+		}
+		b, err := d.bundle(key)
 		if err != nil {
 			return err
 		}
 		bundles = append(bundles, b)
 	}
-	var unverified []uint32
 	err = c.update(ctx, func(tx *devicestore.Tx, cipher *protocol.Cipher) error {
 		if account != c.self.AccountID {
 			if err := tx.SetSetting(ctx, settingAnyone+account, boolInt(resp.SealedFromAnyone)); err != nil {
+				return err
+			}
+		}
+		for _, h := range holds {
+			if err := tx.PutHold(ctx, h); err != nil {
 				return err
 			}
 		}
@@ -516,6 +554,9 @@ func (c *Client) fetchSessions(ctx context.Context, account string, device uint3
 	var ute *protocol.UntrustedIdentityError
 	if errors.As(err, &ute) {
 		return c.identityChanged(ctx, account, ute.Key)
+	}
+	if err == nil && refused != nil {
+		return refused
 	}
 	if err == nil && len(unverified) > 0 {
 		e := &UnverifiedDeviceError{AccountID: account, Devices: unverified}

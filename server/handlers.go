@@ -108,6 +108,9 @@ type deviceJSON struct {
 	Created        string `json:"created"`
 	LastSeen       string `json:"last_seen"`
 	Name           b64    `json:"name,omitempty"` // encrypted by the devices; opaque here
+	// Compliance marks the compliance device of a legal hold (its
+	// certificate); no other device has it.
+	Compliance *holdCertJSON `json:"compliance,omitempty"`
 }
 
 func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
@@ -126,9 +129,13 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request, p pri
 			return err
 		}
 	}
+	certs, err := s.complianceCerts(r.Context(), p.account)
+	if err != nil {
+		return err
+	}
 	for _, d := range ds {
 		out.Devices = append(out.Devices, deviceJSON{DeviceID: d.DeviceID, RegistrationID: d.RegistrationID, Created: day(d.CreatedAt), LastSeen: day(d.LastSeen),
-			Name: names[d.DeviceID]})
+			Name: names[d.DeviceID], Compliance: certs[d.DeviceID]})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -174,6 +181,11 @@ func (s *Server) handleRemoveDevice(w http.ResponseWriter, r *http.Request, p pr
 	dev, ok := parseDeviceID(r.PathValue("device"))
 	if !ok {
 		return badRequest("invalid_device_id", "The device id in the path must be a positive decimal number.")
+	}
+	if certs, err := s.complianceCerts(r.Context(), p.account); err != nil {
+		return err
+	} else if certs[dev] != nil {
+		return errComplianceDev
 	}
 	if err := s.st.RemoveDevice(r.Context(), p.account, dev); errors.Is(err, store.ErrNotFound) {
 		return errDeviceNotFound
@@ -231,6 +243,9 @@ type bundleJSON struct {
 	PreKey          *preKeyJSON      `json:"prekey,omitempty"`
 	KEMPreKey       signedPreKeyJSON `json:"kem_prekey"`
 	KEMIsLastResort bool             `json:"kem_is_last_resort"`
+	// Compliance, for the compliance device of a legal hold, is its
+	// certificate: its keys are signed by its own identity key.
+	Compliance *holdCertJSON `json:"compliance,omitempty"`
 }
 
 type bundlesResponse struct {
@@ -275,6 +290,10 @@ func (s *Server) handleBundles(w http.ResponseWriter, r *http.Request, p princip
 	if err != nil {
 		return err
 	}
+	certs, err := s.complianceCerts(r.Context(), target)
+	if err != nil {
+		return err
+	}
 	out := bundlesResponse{AccountID: target.String(), IdentityKey: acc.IdentityKey, Devices: make([]bundleJSON, 0, len(bs)),
 		SealedFromAnyone: access[target].Unrestricted}
 	for _, b := range bs {
@@ -282,7 +301,7 @@ func (s *Server) handleBundles(w http.ResponseWriter, r *http.Request, p princip
 			DeviceID: b.DeviceID, RegistrationID: b.RegistrationID,
 			SignedPreKey:    signedPreKeyJSON{KeyID: b.SignedPreKey.KeyID, PublicKey: b.SignedPreKey.PublicKey, Signature: b.SignedPreKey.Signature},
 			KEMPreKey:       signedPreKeyJSON{KeyID: b.KEM.KeyID, PublicKey: b.KEM.PublicKey, Signature: b.KEM.Signature},
-			KEMIsLastResort: b.KEMIsLastResort,
+			KEMIsLastResort: b.KEMIsLastResort, Compliance: certs[b.DeviceID],
 		}
 		if b.PreKey != nil {
 			bj.PreKey = &preKeyJSON{KeyID: b.PreKey.KeyID, PublicKey: b.PreKey.PublicKey}

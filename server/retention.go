@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -32,7 +33,9 @@ func (s *Server) sweepInactive() {
 		return
 	}
 	for _, id := range ids {
-		if _, err := Erase(ctx, s.cfg.Store, s.cfg.Secret, id, now); err != nil {
+		if _, err := Erase(ctx, s.cfg.Store, s.cfg.Secret, id, now); errors.Is(err, ErrUnderHold) {
+			continue // kept while the hold lasts
+		} else if err != nil {
 			s.log.Warn("server: erasing an inactive account failed", redactErr(err))
 			continue
 		}

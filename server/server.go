@@ -191,6 +191,9 @@ type Config struct {
 	// (derived from Secret and the id; zero means 1). Change it to rotate
 	// the key; clients can be told to reject a revoked id.
 	CertKeyID uint32
+	// LegalHold configures disclosed legal holds (off unless set; see
+	// docs/COMPLIANCE.md).
+	LegalHold LegalHoldConfig
 }
 
 // Server is the blind relay: HTTP API, WebSocket delivery, sweeper.
@@ -272,6 +275,12 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.CertKeyID = 1
 	}
 	var err error
+	hctx, hcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = setupHolds(hctx, cfg.Store, &s.cfg.LegalHold)
+	hcancel()
+	if err != nil {
+		return nil, err
+	}
 	if s.cert, err = deriveCertKeys(cfg.Secret, s.cfg.CertKeyID, s.rand); err != nil {
 		return nil, fmt.Errorf("%w: sealed-sender keys: %v", ErrConfig, err)
 	}

@@ -64,6 +64,11 @@ func Erase(ctx context.Context, st store.Store, secret []byte, id store.AccountI
 	if !ok {
 		return nil, fmt.Errorf("%w: the store cannot erase accounts", ErrConfig)
 	}
+	if held, err := underHold(ctx, st, id); err != nil {
+		return nil, err
+	} else if held {
+		return nil, ErrUnderHold
+	}
 	e, err := ds.EraseAccount(ctx, id)
 	if err != nil {
 		return nil, err
@@ -158,6 +163,9 @@ func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request, p p
 	rc, err := Erase(r.Context(), s.cfg.Store, s.cfg.Secret, p.account, s.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return errUnauthorized
+	}
+	if errors.Is(err, ErrUnderHold) {
+		return errAccountUnderHold
 	}
 	if err != nil {
 		return err

@@ -109,7 +109,13 @@ func (r reader) LocalRegistrationID(ctx context.Context) (uint32, error) {
 // Identity returns the identity key stored for addr's account. Identities
 // are kept per account (addr.Name): every device of an account shares its
 // identity key.
+//
+// The one exception is a compliance device of a legal hold (PutHold): it
+// has its own identity key, and the account's is not touched by it.
 func (r reader) Identity(ctx context.Context, addr protocol.Address) (protocol.PublicKey, bool, error) {
+	if k, ok, err := r.holdKey(ctx, addr); ok || err != nil {
+		return k, ok, err
+	}
 	rec, err := r.IdentityRecord(ctx, addr.Name)
 	if errors.Is(err, ErrNotFound) {
 		return protocol.PublicKey{}, false, nil
@@ -149,6 +155,9 @@ func (r reader) IsTrustedIdentity(ctx context.Context, addr protocol.Address, ke
 	if dir == protocol.Receiving {
 		return true, nil
 	}
+	if k, ok, err := r.holdKey(ctx, addr); ok || err != nil {
+		return ok && k.Equal(key), err
+	}
 	rec, err := r.IdentityRecord(ctx, addr.Name)
 	if errors.Is(err, ErrNotFound) {
 		return true, nil
@@ -177,7 +186,13 @@ func (t *Tx) SetLocalIdentity(ctx context.Context, id protocol.IdentityKeyPair, 
 // changed key is stored as Changed (the verified mark is cleared, and
 // sending stops until AcceptIdentity) with FirstSeen now. Saving the same
 // key changes nothing, a Verified or Changed mark included.
+//
+// For a compliance device (PutHold) nothing is saved: its key is the one
+// its hold certificate names, and the account's identity stays.
 func (t *Tx) SaveIdentity(ctx context.Context, addr protocol.Address, key protocol.PublicKey) (bool, error) {
+	if k, ok, err := t.holdKey(ctx, addr); ok || err != nil {
+		return ok && !k.Equal(key), err
+	}
 	old, ok, err := t.Identity(ctx, addr)
 	if err != nil {
 		return false, err

@@ -10,12 +10,15 @@ import (
 
 var _ store.DeviceExpirer = (*Store)(nil)
 
-// ExpireDevices implements [store.DeviceExpirer].
+// ExpireDevices implements [store.DeviceExpirer]. Compliance devices
+// (legal holds) never expire and are never the oldest device kept.
 func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.DeviceRef, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	rows, err := s.pool.Query(ctx, `DELETE FROM devices d WHERE d.last_seen_day < $1 AND d.device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = d.account_id) RETURNING d.account_id, d.device_id`, rules.Day(cutoff))
+	rows, err := s.pool.Query(ctx, `DELETE FROM devices d WHERE d.last_seen_day < $1 AND d.hold_id IS NULL
+		AND d.device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = d.account_id AND d2.hold_id IS NULL)
+		RETURNING d.account_id, d.device_id`, rules.Day(cutoff))
 	if err != nil {
 		return nil, s.translate(ctx, err)
 	}

@@ -192,7 +192,7 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 			return err
 		}
 		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM devices WHERE account_id = $1`, uid(account)).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM devices WHERE account_id = $1 AND hold_id IS NULL`, uid(account)).Scan(&n); err != nil {
 			return err
 		}
 		if maxDevices > 0 && n >= maxDevices {
@@ -211,16 +211,26 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 }
 
 // RemoveDevice implements [store.Store]; foreign keys cascade the
-// deletion to the device's prekeys and envelopes.
+// deletion to the device's prekeys and envelopes. A legal hold's
+// compliance device is refused (ErrInvalid): only LiftHold removes it.
 func (s *Store) RemoveDevice(ctx context.Context, account store.AccountID, deviceID uint32) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM devices WHERE account_id = $1 AND device_id = $2`, uid(account), deviceID)
-	if err == nil && tag.RowsAffected() == 0 {
-		err = store.ErrNotFound
+	tag, err := s.pool.Exec(ctx, `DELETE FROM devices WHERE account_id = $1 AND device_id = $2 AND hold_id IS NULL`, uid(account), deviceID)
+	if err != nil || tag.RowsAffected() > 0 {
+		return s.translate(ctx, err)
 	}
-	return s.translate(ctx, err)
+	// Nothing deleted: no such device, or a compliance device (whose
+	// hold_id never changes while it exists).
+	var compliance bool
+	if err := s.pool.QueryRow(ctx, `SELECT hold_id IS NOT NULL FROM devices WHERE account_id = $1 AND device_id = $2`, uid(account), deviceID).Scan(&compliance); err != nil {
+		return s.translate(ctx, err)
+	}
+	if compliance {
+		return fmt.Errorf("%w: device %d is a legal hold's compliance device", store.ErrInvalid, deviceID)
+	}
+	return store.ErrNotFound
 }
 
 // StorePreKeys implements [store.Store]. The device row is share-locked

@@ -41,7 +41,8 @@ func (s *Store) RecoveryHash(ctx context.Context, account store.AccountID) ([]by
 }
 
 // ReplaceDevices implements [store.Recovery]; foreign keys cascade the
-// removal to the devices' prekeys and envelopes.
+// removal to the devices' prekeys and envelopes. Legal holds' compliance
+// devices stay.
 func (s *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d store.NewDevice) (store.Device, []uint32, error) {
 	if err := rules.ValidateUpload(&d.PreKeys, true); err != nil {
 		return store.Device{}, nil, err
@@ -59,7 +60,7 @@ func (s *Store) ReplaceDevices(ctx context.Context, account store.AccountID, d s
 		if err := tx.QueryRow(ctx, `UPDATE accounts SET next_device_id = next_device_id + 1 WHERE id = $1 RETURNING next_device_id - 1`, uid(account)).Scan(&id); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `DELETE FROM devices WHERE account_id = $1 RETURNING device_id`, uid(account))
+		rows, err := tx.Query(ctx, `DELETE FROM devices WHERE account_id = $1 AND hold_id IS NULL RETURNING device_id`, uid(account))
 		if err != nil {
 			return err
 		}

@@ -109,6 +109,7 @@ func (s *Store) EraseAccount(ctx context.Context, id store.AccountID) (store.Era
 			`DELETE FROM blobs WHERE account_id = $1`,
 			`DELETE FROM account_backups WHERE account_id = $1`,
 			`DELETE FROM devices WHERE account_id = $1`,
+			`DELETE FROM legal_holds WHERE account_id = $1`,
 			`DELETE FROM accounts WHERE id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, uid(id)); err != nil {
@@ -135,6 +136,7 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		{"link_tokens", `SELECT count(*) FROM link_tokens WHERE account_id = $1`},
 		{"blobs", `SELECT count(*) FROM blobs WHERE account_id = $1`},
 		{"account_backups", `SELECT count(*) FROM account_backups WHERE account_id = $1`},
+		{"legal_holds", `SELECT count(*) FROM legal_holds WHERE account_id = $1`},
 	} {
 		var n int
 		if err := s.pool.QueryRow(ctx, t.q, uid(id)).Scan(&n); err != nil {

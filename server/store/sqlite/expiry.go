@@ -10,12 +10,15 @@ import (
 
 var _ store.DeviceExpirer = (*Store)(nil)
 
-// ExpireDevices implements [store.DeviceExpirer].
+// ExpireDevices implements [store.DeviceExpirer]. Compliance devices
+// (legal holds) never expire and are never the oldest device kept.
 func (s *Store) ExpireDevices(ctx context.Context, cutoff time.Time) ([]store.DeviceRef, error) {
 	var out []store.DeviceRef
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, `DELETE FROM devices WHERE last_seen_day < ? AND device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = devices.account_id) RETURNING account_id, device_id`, rules.Day(cutoff))
+		rows, err := tx.QueryContext(ctx, `DELETE FROM devices WHERE last_seen_day < ? AND hold_id IS NULL
+			AND device_id > (SELECT min(d2.device_id) FROM devices d2 WHERE d2.account_id = devices.account_id AND d2.hold_id IS NULL)
+			RETURNING account_id, device_id`, rules.Day(cutoff))
 		if err != nil {
 			return err
 		}

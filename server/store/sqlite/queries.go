@@ -221,7 +221,7 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 		if err := tx.QueryRowContext(ctx, `UPDATE accounts SET next_device_id = next_device_id + 1 WHERE id = ? RETURNING next_device_id - 1`, account[:]).Scan(&id); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE account_id = ?`, account[:]).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE account_id = ? AND hold_id IS NULL`, account[:]).Scan(&n); err != nil {
 			return err
 		}
 		if maxDevices > 0 && n >= maxDevices {
@@ -240,11 +240,22 @@ func (s *Store) AddDevice(ctx context.Context, account store.AccountID, d store.
 }
 
 // RemoveDevice implements [store.Store]; foreign keys cascade the
-// deletion to the device's prekeys and envelopes.
+// deletion to the device's prekeys and envelopes. A legal hold's
+// compliance device is refused (ErrInvalid): only LiftHold removes it.
 func (s *Store) RemoveDevice(ctx context.Context, account store.AccountID, deviceID uint32) error {
 	return s.write1(ctx, func(ctx context.Context, tx *wtx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID)
-		return mustAffect(res, err)
+		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE account_id = ? AND device_id = ? AND hold_id IS NULL`, account[:], deviceID)
+		if err := mustAffect(res, err); !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var compliance bool
+		if err := tx.QueryRowContext(ctx, `SELECT hold_id IS NOT NULL FROM devices WHERE account_id = ? AND device_id = ?`, account[:], deviceID).Scan(&compliance); err != nil {
+			return err
+		}
+		if compliance {
+			return fmt.Errorf("%w: device %d is a legal hold's compliance device", store.ErrInvalid, deviceID)
+		}
+		return store.ErrNotFound
 	})
 }
 

@@ -556,7 +556,8 @@ func (s *Store) translate(ctx context.Context, err error) error {
 	case errors.As(err, &mm),
 		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrUsernameTaken),
 		errors.Is(err, store.ErrQueueFull), errors.Is(err, store.ErrDeviceLimit),
-		errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrInvalid):
+		errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrInvalid),
+		errors.Is(err, store.ErrConflict):
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return store.ErrNotFound

@@ -124,6 +124,7 @@ func (s *Store) EraseAccount(ctx context.Context, id store.AccountID) (store.Era
 			`DELETE FROM blobs WHERE account_id = ?`,
 			`DELETE FROM account_backups WHERE account_id = ?`,
 			`DELETE FROM devices WHERE account_id = ?`,
+			`DELETE FROM legal_holds WHERE account_id = ?`,
 			`DELETE FROM accounts WHERE id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, id[:]); err != nil {
@@ -156,6 +157,7 @@ func (s *Store) AccountTraces(ctx context.Context, id store.AccountID) ([]string
 		{"link_tokens", `SELECT count(*) FROM link_tokens WHERE account_id = ?1`},
 		{"blobs", `SELECT count(*) FROM blobs WHERE account_id = ?1`},
 		{"account_backups", `SELECT count(*) FROM account_backups WHERE account_id = ?1`},
+		{"legal_holds", `SELECT count(*) FROM legal_holds WHERE account_id = ?1`},
 	} {
 		var n int
 		if err := r.queryRow(ctx, t.q, id[:]).Scan(&n); err != nil {

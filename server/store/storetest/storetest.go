@@ -81,6 +81,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DataSubject", testDataSubject},
 		{"InactiveAccounts", testInactiveAccounts},
 		{"Audit", testAudit}, {"AuditConcurrent", testAuditConcurrent},
+		{"LegalHolds", testLegalHolds},
+		{"ComplianceDeviceNotOldest", testComplianceDeviceNotOldest},
+		{"LegalHoldsConcurrent", testLegalHoldsConcurrent},
+		{"LegalHoldsErasure", testLegalHoldsErasure},
+		{"Settings", testSettings},
 		{"Ping", testPing},
 		{"Closed", testClosed},
 	}

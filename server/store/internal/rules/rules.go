@@ -202,3 +202,47 @@ func Migrations(fsys fs.FS, dir string) ([]Migration, error) {
 	}
 	return list, nil
 }
+
+// Second is the precision kept for a legal hold's UpdatedAt: Unix
+// seconds, UTC. A zero time means "now" (a caller that did not say).
+func Second(t time.Time) int64 {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.Unix()
+}
+
+// ValidateNewHold checks a hold about to be created: it must start
+// pending. Version, DeviceID and IdentityKey are not taken from the
+// caller (a new hold is at version 1 with no compliance device).
+func ValidateNewHold(h *store.Hold) error {
+	if h.State != store.HoldPending {
+		return fmt.Errorf("%w: a new hold must be pending, not %q", store.ErrInvalid, h.State)
+	}
+	return nil
+}
+
+// ValidateActivation checks the compliance device of a hold's
+// activation as AddDevice checks a device: both signed prekeys, a
+// credential hash, and the device's own identity key.
+func ValidateActivation(identityKey []byte, d *store.NewDevice) error {
+	if err := ValidateUpload(&d.PreKeys, true); err != nil {
+		return err
+	}
+	if d.CredentialHash == nil {
+		return fmt.Errorf("%w: credential hash is required", store.ErrInvalid)
+	}
+	if len(identityKey) == 0 {
+		return fmt.Errorf("%w: a compliance device needs its identity key", store.ErrInvalid)
+	}
+	return nil
+}
+
+// NonNil returns b, or an empty slice for nil: a hold's record column is
+// NOT NULL.
+func NonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

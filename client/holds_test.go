@@ -1,0 +1,261 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veil-e2ee/veil/legalhold"
+	"github.com/veil-e2ee/veil/server"
+	"github.com/veil-e2ee/veil/server/store"
+	"github.com/veil-e2ee/veil/server/store/postgres/pgtest"
+)
+
+// holdSetup is a server with legal holds on, two administrators, and the
+// admin tool over its database.
+type holdSetup struct {
+	ts             *testServer
+	admin1, admin2 *legalhold.AdminKey
+	tool           *server.HoldAdmin
+}
+
+func startHoldServer(t *testing.T, backend string) *holdSetup {
+	t.Helper()
+	a1, _ := legalhold.GenerateAdminKey("ada", rand.Reader)
+	a2, _ := legalhold.GenerateAdminKey("grace", rand.Reader)
+	admins := legalhold.Admins{a1.Name: a1.Public(), a2.Name: a2.Public()}
+	ts := &testServer{t: t, backend: backend, secret: make([]byte, 32),
+		holds: server.LegalHoldConfig{Mode: server.HoldsOn, Approvals: 2, Admins: admins}}
+	rand.Read(ts.secret)
+	if backend == "sqlite" {
+		ts.dsn = filepath.Join(t.TempDir(), "veil.db")
+	} else {
+		ts.dsn = pgtest.DSN(t)
+	}
+	ts.start()
+	t.Cleanup(ts.stop)
+	return &holdSetup{ts: ts, admin1: a1, admin2: a2,
+		tool: &server.HoldAdmin{Store: ts.st, Secret: ts.secret, Admins: admins, Approvals: 2}}
+}
+
+func accountID(t *testing.T, c *Client) store.AccountID {
+	t.Helper()
+	b, err := parseAccountBytes(c.Self().AccountID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.AccountID(b)
+}
+
+// kinds returns the hold events' kinds and accounts as "kind account".
+func holdEvents(evs []Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Kind == EventLegalHold || ev.Kind == EventLegalHoldLifted {
+			out = append(out, ev.Kind.String()+" "+ev.Hold.AccountID)
+		}
+	}
+	return out
+}
+
+// TestLegalHold is the disclosed legal hold end to end with three users:
+// bob is put under hold. A hold with one approval does nothing; with the
+// second, the compliance device joins bob's account, every device of
+// every participant shows the notice in every conversation that includes
+// bob (and only there), the compliance device receives exactly what is
+// sent to and by bob while the hold is on, and lifting the hold removes
+// it.
+func TestLegalHold(t *testing.T) {
+	backends(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		hs := startHoldServer(t, backend)
+		ts := hs.ts
+		alice, _ := register(t, ts, "alice")
+		bob, _ := register(t, ts, "bob")
+		carol, _ := register(t, ts, "carol")
+		bob2, _ := linkDevice(t, ts, bob)
+		alice2, _ := linkDevice(t, ts, alice)
+		a, b, cn := alice.Self().Username, bob.Self().Username, carol.Self().Username
+
+		mustSend(t, alice, b, "before the hold")
+		mustSend(t, carol, a, "hello alice")
+		g, err := carol.CreateGroup(ctx, "trio", a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		everyone := []*Client{alice, alice2, bob, bob2, carol}
+		for _, c := range everyone {
+			drain(t, c)
+		}
+
+		// One approval: nothing happens.
+		hold, err := hs.tool.Request(ctx, hs.admin1, accountID(t, bob), "case 2026-117: preservation order")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hold.State != "pending" || len(hold.ApprovedBy) != 1 {
+			t.Fatalf("new hold: %+v", hold)
+		}
+		if _, err := hs.tool.Approve(ctx, hs.admin1, mustHoldID(t, hold.ID)); err == nil {
+			t.Fatal("the requester approved its own hold a second time")
+		}
+		compCfg := testConfig(filepath.Join(t.TempDir(), "compliance"), ts.URL)
+		compCfg.Unlock = KeyFile(make([]byte, 32))
+		_, err = RegisterCompliance(ctx, compCfg, hold.ID, hs.admin1)
+		var se *ServerError
+		if !errors.As(err, &se) || se.Code != "hold_not_approved" {
+			t.Fatalf("activation with one approval: %v, want hold_not_approved", err)
+		}
+		mustSend(t, alice, b, "while pending")
+		for _, c := range everyone {
+			if evs := holdEvents(drain(t, c)); len(evs) != 0 {
+				t.Fatalf("a pending hold is shown: %v", evs)
+			}
+		}
+		if ds, err := bob.Devices(ctx); err != nil || len(ds) != 2 {
+			t.Fatalf("bob's devices while pending: %v %v", ds, err)
+		}
+
+		// The second approval; the compliance device registers.
+		if _, err := hs.tool.Approve(ctx, hs.admin2, mustHoldID(t, hold.ID)); err != nil {
+			t.Fatal(err)
+		}
+		comp, err := RegisterCompliance(ctx, compCfg, hold.ID, hs.admin2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { comp.Close() })
+		if !comp.Compliance() || comp.Self().AccountID != bob.Self().AccountID {
+			t.Fatalf("compliance device: %+v", comp.Self())
+		}
+		if _, err := comp.Send(ctx, a, "hi"); !errors.Is(err, ErrComplianceDevice) {
+			t.Fatalf("a compliance device sent: %v", err)
+		}
+
+		// Every device of every participant learns of it.
+		for _, c := range everyone {
+			evs := holdEvents(drain(t, c))
+			if !slices.Equal(evs, []string{"legal_hold " + bob.Self().AccountID}) {
+				t.Fatalf("%s (device %d) saw %v", c.Self().Username, c.Self().DeviceID, evs)
+			}
+		}
+		// The notice is in every conversation that includes bob, and only
+		// there.
+		wantHeld := func(c *Client, conv string, want bool) {
+			t.Helper()
+			hs, err := c.ConversationHolds(ctx, conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(hs) == 1 && hs[0].AccountID == bob.Self().AccountID; got != want || (!want && len(hs) != 0) {
+				t.Fatalf("%s's conversation %s: holds %+v, want held=%v", c.Self().Username, conv, hs, want)
+			}
+			if want && !strings.Contains(hs[0].Notice(), "compliance device") {
+				t.Fatalf("notice %q", hs[0].Notice())
+			}
+		}
+		for _, c := range []*Client{alice, alice2} {
+			wantHeld(c, b, true)
+			wantHeld(c, g.ID, true)
+			wantHeld(c, cn, false)
+		}
+		for _, c := range []*Client{bob, bob2} {
+			wantHeld(c, a, true)
+			wantHeld(c, g.ID, true)
+		}
+		wantHeld(carol, g.ID, true)
+		wantHeld(carol, a, false)
+		convs, err := alice.Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cv := range convs {
+			held := len(cv.Holds) > 0
+			if want := cv.PeerAccount == bob.Self().AccountID || strings.HasPrefix(cv.PeerAccount, groupPrefix); held != want {
+				t.Fatalf("alice's conversation with %q: holds %v", cv.PeerAccount, cv.Holds)
+			}
+		}
+		ds, err := bob.Devices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := slices.IndexFunc(ds, func(d Device) bool { return d.Compliance }); n < 0 || ds[n].ID != comp.Self().DeviceID || len(ds) != 3 {
+			t.Fatalf("bob's devices do not mark the compliance device: %+v", ds)
+		}
+
+		// Bob can neither remove the compliance device nor erase his
+		// account while the hold lasts.
+		if err := bob.RemoveDevice(ctx, comp.Self().DeviceID); !errors.As(err, &se) || se.Code != "compliance_device" {
+			t.Fatalf("removing the compliance device: %v", err)
+		}
+		if _, err := bob.DeleteAccount(ctx); !errors.As(err, &se) || se.Code != "legal_hold" {
+			t.Fatalf("deleting a held account: %v", err)
+		}
+
+		// While the hold is on, the compliance device receives what is
+		// sent to and by bob, 1:1 and in the group, and nothing else.
+		mustSend(t, alice, b, "during the hold")
+		mustSend(t, bob, a, "reply during the hold")
+		if _, err := carol.SendGroup(ctx, g.ID, "group during the hold"); err != nil {
+			t.Fatal(err)
+		}
+		mustSend(t, carol, a, "carol to alice only")
+		for _, c := range everyone {
+			drain(t, c)
+		}
+		got := bodies(drain(t, comp))
+		slices.Sort(got)
+		if want := []string{"during the hold", "group during the hold", "reply during the hold"}; !slices.Equal(got, want) {
+			t.Fatalf("the compliance device received %q, want %q", got, want)
+		}
+		if got := conversation(t, bob, a); !slices.Contains(got, "< during the hold") {
+			t.Fatalf("bob's conversation: %q", got)
+		}
+
+		// Lifting removes the device; senders drop it, notices go.
+		if _, err := hs.tool.Lift(ctx, hs.admin1, mustHoldID(t, hold.ID), "order expired"); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var last error
+		for _, err := range comp.Receive(rctx, ReceiveOptions{}) {
+			if err != nil {
+				last = err
+			}
+		}
+		cancel()
+		if !errors.Is(last, ErrDeviceRemoved) {
+			t.Fatalf("the compliance device after lifting: %v, want ErrDeviceRemoved", last)
+		}
+		mustSend(t, alice, b, "after the hold")
+		if _, err := carol.SendGroup(ctx, g.ID, "group after the hold"); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range everyone {
+			evs := holdEvents(drain(t, c))
+			if !slices.Equal(evs, []string{"legal_hold_lifted " + bob.Self().AccountID}) {
+				t.Fatalf("%s (device %d) after lifting saw %v", c.Self().Username, c.Self().DeviceID, evs)
+			}
+			if hs, err := c.LegalHolds(ctx); err != nil || len(hs) != 0 {
+				t.Fatalf("holds after lifting: %v %v", hs, err)
+			}
+		}
+		if got := conversation(t, bob2, a); !slices.Contains(got, "< after the hold") {
+			t.Fatalf("bob's second device after lifting: %q", got)
+		}
+	})
+}
+
+func mustHoldID(t *testing.T, s string) [16]byte {
+	t.Helper()
+	id, err := server.ParseHoldID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
