@@ -35,7 +35,10 @@ type authKey struct {
 type authEntry struct {
 	hash     [32]byte  // the stored credential hash
 	lastSeen time.Time // the device's coarse LastSeen when looked up
-	expires  time.Time // monotonic
+	// compliance: a legal hold's compliance device (it never stops being
+	// one; lifting the hold removes it).
+	compliance bool
+	expires    time.Time // monotonic
 }
 
 // get returns the cached entry for k if it is fresh and sum matches its
@@ -57,7 +60,7 @@ func (c *authCache) put(k authKey, d store.Device, now time.Time) {
 	if len(d.CredentialHash) != 32 {
 		return
 	}
-	e := authEntry{lastSeen: d.LastSeen, expires: now.Add(authCacheTTL)}
+	e := authEntry{lastSeen: d.LastSeen, compliance: d.Compliance, expires: now.Add(authCacheTTL)}
 	copy(e.hash[:], d.CredentialHash)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -62,7 +62,7 @@ func TestAuthzMatrix(t *testing.T) {
 		"Basic " + base64.StdEncoding.EncodeToString([]byte(bob.account+".1:"+"short"))}
 
 	for _, rt := range e.srv.routes {
-		if !rt.auth {
+		if rt.auth == anyone {
 			continue
 		}
 		path := samplePath(rt.path, alice.account)

@@ -470,11 +470,14 @@ func underHold(ctx context.Context, st store.Store, account store.AccountID) (bo
 // ---- HTTP ----------------------------------------------------------------
 
 var (
-	errHoldsOff         = newError(http.StatusForbidden, "legal_hold_disabled", "Legal holds are not enabled on this server.")
-	errHoldNotFound     = newError(http.StatusNotFound, "hold_not_found", "There is no legal hold with this id.")
-	errHoldNotPending   = newError(http.StatusConflict, "hold_not_pending", "This hold is already active or lifted; a compliance device registers only once, for a pending hold.")
-	errComplianceDev    = newError(http.StatusForbidden, "compliance_device", "This device is the compliance device of a legal hold; only lifting the hold removes it.")
-	errAccountUnderHold = newError(http.StatusConflict, "legal_hold", "The account is under legal hold; it can be erased once the hold is lifted.")
+	errHoldsOff       = newError(http.StatusForbidden, "legal_hold_disabled", "Legal holds are not enabled on this server.")
+	errHoldNotFound   = newError(http.StatusNotFound, "hold_not_found", "There is no legal hold with this id.")
+	errHoldNotPending = newError(http.StatusConflict, "hold_not_pending", "This hold is already active or lifted; a compliance device registers only once, for a pending hold.")
+	errComplianceDev  = newError(http.StatusForbidden, "compliance_device", "This device is the compliance device of a legal hold; only lifting the hold removes it.")
+	// errComplianceReceiver refuses a compliance device every route but
+	// those open to receivers (route.auth).
+	errComplianceReceiver = newError(http.StatusForbidden, "compliance_device", "This is the compliance device of a legal hold; it can only receive.")
+	errAccountUnderHold   = newError(http.StatusConflict, "legal_hold", "The account is under legal hold; it can be erased once the hold is lifted.")
 )
 
 // holdCertJSON is a hold certificate as clients receive it (beside a

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veil-e2ee/veil/server/store"
 )
 
 // Observability for admins beyond the request metrics: what clients could
@@ -27,6 +29,7 @@ type observability struct {
 	decryptFailures *prometheus.CounterVec
 	sweeps          prometheus.Counter
 	auditLength     prometheus.Gauge
+	holds           *prometheus.GaugeVec
 	causes          map[string]bool
 }
 
@@ -41,13 +44,18 @@ func newObservability(reg *prometheus.Registry) *observability {
 		auditLength: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "veil_audit_chain_length", Help: "Entries in the audit log's hash chain (its head's sequence number), as of the last sweep.",
 		}),
+		holds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "veil_legal_holds", Help: "Legal holds by state (pending, active), as of the last sweep.",
+		}, []string{"state"}),
 		causes: map[string]bool{},
 	}
 	for _, c := range DecryptFailureCauses {
 		o.causes[c] = true
 		o.decryptFailures.WithLabelValues(c) // present at 0
 	}
-	reg.MustRegister(o.decryptFailures, o.sweeps, o.auditLength)
+	o.holds.WithLabelValues("pending")
+	o.holds.WithLabelValues("active")
+	reg.MustRegister(o.decryptFailures, o.sweeps, o.auditLength, o.holds)
 	return o
 }
 
@@ -58,6 +66,16 @@ func (s *Server) observeSweep() {
 	defer cancel()
 	if seq, _, err := s.aud.rec.Log.AuditHead(ctx); err == nil {
 		s.obs.auditLength.Set(float64(seq))
+	}
+	if hs, ok := s.cfg.Store.(store.LegalHolds); ok {
+		if list, err := hs.Holds(ctx, nil, false); err == nil {
+			n := map[store.HoldState]int{}
+			for _, h := range list {
+				n[h.State]++
+			}
+			s.obs.holds.WithLabelValues("pending").Set(float64(n[store.HoldPending]))
+			s.obs.holds.WithLabelValues("active").Set(float64(n[store.HoldActive]))
+		}
 	}
 }
 

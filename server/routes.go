@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,7 +19,28 @@ import (
 type principal struct {
 	account store.AccountID
 	device  uint32
+	// compliance: the device is a legal hold's compliance device, which
+	// may call only the routes open to receivers.
+	compliance bool
 }
+
+// access is who may call a route.
+type access uint8
+
+const (
+	// anyone: no device credential (some routes check another secret).
+	anyone access = iota
+	// accountDevice: an authenticated device acting for its account. A
+	// legal hold's compliance device is refused with 403
+	// compliance_device: it has a credential of the account but must
+	// never act as it.
+	accountDevice
+	// receiver: any authenticated device, compliance devices included —
+	// what receiving needs and nothing more: the queue, its own prekeys,
+	// the holds, the account's device list, and username lookups (a
+	// receiver confirms the username a new sender claims).
+	receiver
+)
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal) error
 
@@ -28,7 +50,9 @@ type route struct {
 	method, path string
 	// name labels metrics and logs.
 	name string
-	auth bool
+	// auth says who may call it; every route with auth accountDevice also
+	// answers 403 (added to codes by routeTable).
+	auth access
 	// codes are the statuses the endpoint can answer (kept equal to the
 	// OpenAPI document by a test).
 	codes []int
@@ -50,48 +74,54 @@ func codes(lists ...[]int) []int {
 }
 
 func (s *Server) routeTable() []*route {
-	return []*route{
-		{"POST", "/v1/accounts", "register", false, codes([]int{201, 409, 429, 405, 500, 503}, bodyCodes), s.handleRegister},
-		{"GET", "/v1/usernames/{username}", "lookup", true, codes([]int{200, 400, 404, 429}, authCodes), s.handleLookup},
-		{"GET", "/v1/devices", "list_devices", true, codes([]int{200}, authCodes), s.handleListDevices},
-		{"POST", "/v1/devices", "link_device", true, codes([]int{201, 409, 429}, authCodes, bodyCodes), s.handleLinkDevice},
-		{"POST", "/v1/link-tokens", "link_token", true, codes([]int{201, 429, 501}, authCodes), s.handleLinkToken},
-		{"POST", "/v1/linked-devices", "link_with_token", false, codes([]int{201, 403, 409, 429, 501, 405, 500, 503}, bodyCodes), s.handleLinkWithToken},
-		{"PUT", "/v1/provisioning/{id}", "put_provisioning", true, codes([]int{204, 400, 409, 429, 501}, authCodes, bodyCodes), s.handlePutProvisioning},
-		{"GET", "/v1/provisioning/{id}", "take_provisioning", false, []int{200, 400, 404, 429, 501, 405, 500, 503}, s.handleTakeProvisioning},
-		{"PUT", "/v1/blobs/{id}", "put_blob", true, codes([]int{204, 400, 409, 413, 415, 429, 501}, authCodes), s.handlePutBlob},
-		{"GET", "/v1/blobs/{id}", "take_blob", true, codes([]int{200, 400, 404, 501}, authCodes), s.handleTakeBlob},
-		{"PUT", "/v1/devices/{device}/name", "set_device_name", true, codes([]int{204, 400, 404, 501}, authCodes, bodyCodes), s.handleSetDeviceName},
-		{"DELETE", "/v1/devices/{device}", "remove_device", true, codes([]int{204, 400, 403, 404}, authCodes), s.handleRemoveDevice},
-		{"PUT", "/v1/prekeys", "upload_prekeys", true, codes([]int{200}, authCodes, bodyCodes), s.handleUploadPreKeys},
-		{"GET", "/v1/prekeys", "prekey_counts", true, codes([]int{200}, authCodes), s.handlePreKeyCounts},
-		{"GET", "/v1/bundles/{account}", "bundles", true, codes([]int{200, 400, 404, 429}, authCodes), s.handleBundles},
-		{"GET", "/v1/bundles/{account}/{device}", "bundle", true, codes([]int{200, 400, 404, 429}, authCodes), s.handleBundles},
-		{"PUT", "/v1/messages/{account}", "send", true, codes([]int{200, 404, 409, 410, 429}, authCodes, bodyCodes), s.handleSend},
-		{"GET", "/v1/certificate/trust-root", "trust_root", false, []int{200, 405}, s.handleTrustRoot},
-		{"GET", "/v1/certificate/sender", "sender_certificate", true, codes([]int{200, 409}, authCodes), s.handleSenderCert},
-		{"PUT", "/v1/accounts/me/access", "set_access", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetAccess},
-		{"GET", "/v1/accounts/me/export", "export_account", true, codes([]int{200}, authCodes), s.handleExport},
-		{"DELETE", "/v1/accounts/me", "delete_account", true, codes([]int{200, 409}, authCodes), s.handleDeleteAccount},
-		{"GET", "/v1/receipts/key", "receipt_key", false, []int{200, 405}, s.handleReceiptKey},
-		{"POST", "/v1/reports/decrypt-failures", "decrypt_failures", true, codes([]int{204, 429}, authCodes, bodyCodes), s.handleDecryptFailures},
-		{"PUT", "/v1/accounts/me/recovery", "set_recovery", true, codes([]int{204}, authCodes, bodyCodes), s.handleSetRecovery},
-		{"PUT", "/v1/accounts/me/backup", "put_backup", true, codes([]int{204, 400, 413, 415, 429}, authCodes), s.handlePutBackup},
-		{"POST", "/v1/recovery/backup", "fetch_backup", false, codes([]int{200, 401, 404, 429, 405, 500, 503}, bodyCodes), s.handleFetchBackup},
-		{"POST", "/v1/accounts/{account}/recover", "recover_account", false, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
-		{"PUT", "/v1/sealed/{account}", "sealed_send", false, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},
-		{"PUT", "/v1/sealed", "sealed_multi", false, codes([]int{200, 401, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleSealedMulti},
-		{"GET", "/v1/holds", "legal_holds", true, codes([]int{200}, authCodes), s.handleHolds},
-		{"POST", "/v1/holds/{hold}/device", "activate_hold", false, codes([]int{201, 403, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleActivateHold},
-		{"GET", "/v1/accounts/me/audit", "account_audit", true, codes([]int{200, 400}, authCodes), s.handleAccountAudit},
-		{"GET", "/v1/queue", "fetch", true, codes([]int{200, 400}, authCodes), s.handleFetch},
-		{"POST", "/v1/queue/ack", "ack", true, codes([]int{204}, authCodes, bodyCodes), s.handleAck},
-		{"GET", "/v1/queue/websocket", "websocket", true, codes([]int{101, 400}, authCodes), s.handleWebSocket},
-		{"GET", "/v1/openapi.json", "openapi", false, []int{200, 405}, s.handleOpenAPI},
-		{"GET", "/healthz", "healthz", false, []int{200, 405}, s.handleHealthz},
-		{"GET", "/readyz", "readyz", false, []int{200, 405, 503}, s.handleReadyz},
-		{"GET", "/metrics", "metrics", false, []int{200, 405}, nil},
+	rs := []*route{
+		{"POST", "/v1/accounts", "register", anyone, codes([]int{201, 409, 429, 405, 500, 503}, bodyCodes), s.handleRegister},
+		{"GET", "/v1/usernames/{username}", "lookup", receiver, codes([]int{200, 400, 404, 429}, authCodes), s.handleLookup},
+		{"GET", "/v1/devices", "list_devices", receiver, codes([]int{200}, authCodes), s.handleListDevices},
+		{"POST", "/v1/devices", "link_device", accountDevice, codes([]int{201, 409, 429}, authCodes, bodyCodes), s.handleLinkDevice},
+		{"POST", "/v1/link-tokens", "link_token", accountDevice, codes([]int{201, 429, 501}, authCodes), s.handleLinkToken},
+		{"POST", "/v1/linked-devices", "link_with_token", anyone, codes([]int{201, 403, 409, 429, 501, 405, 500, 503}, bodyCodes), s.handleLinkWithToken},
+		{"PUT", "/v1/provisioning/{id}", "put_provisioning", accountDevice, codes([]int{204, 400, 409, 429, 501}, authCodes, bodyCodes), s.handlePutProvisioning},
+		{"GET", "/v1/provisioning/{id}", "take_provisioning", anyone, []int{200, 400, 404, 429, 501, 405, 500, 503}, s.handleTakeProvisioning},
+		{"PUT", "/v1/blobs/{id}", "put_blob", accountDevice, codes([]int{204, 400, 409, 413, 415, 429, 501}, authCodes), s.handlePutBlob},
+		{"GET", "/v1/blobs/{id}", "take_blob", accountDevice, codes([]int{200, 400, 404, 501}, authCodes), s.handleTakeBlob},
+		{"PUT", "/v1/devices/{device}/name", "set_device_name", accountDevice, codes([]int{204, 400, 404, 501}, authCodes, bodyCodes), s.handleSetDeviceName},
+		{"DELETE", "/v1/devices/{device}", "remove_device", accountDevice, codes([]int{204, 400, 403, 404}, authCodes), s.handleRemoveDevice},
+		{"PUT", "/v1/prekeys", "upload_prekeys", receiver, codes([]int{200}, authCodes, bodyCodes), s.handleUploadPreKeys},
+		{"GET", "/v1/prekeys", "prekey_counts", receiver, codes([]int{200}, authCodes), s.handlePreKeyCounts},
+		{"GET", "/v1/bundles/{account}", "bundles", accountDevice, codes([]int{200, 400, 404, 429}, authCodes), s.handleBundles},
+		{"GET", "/v1/bundles/{account}/{device}", "bundle", accountDevice, codes([]int{200, 400, 404, 429}, authCodes), s.handleBundles},
+		{"PUT", "/v1/messages/{account}", "send", accountDevice, codes([]int{200, 404, 409, 410, 429}, authCodes, bodyCodes), s.handleSend},
+		{"GET", "/v1/certificate/trust-root", "trust_root", anyone, []int{200, 405}, s.handleTrustRoot},
+		{"GET", "/v1/certificate/sender", "sender_certificate", accountDevice, codes([]int{200, 409}, authCodes), s.handleSenderCert},
+		{"PUT", "/v1/accounts/me/access", "set_access", accountDevice, codes([]int{204}, authCodes, bodyCodes), s.handleSetAccess},
+		{"GET", "/v1/accounts/me/export", "export_account", accountDevice, codes([]int{200}, authCodes), s.handleExport},
+		{"DELETE", "/v1/accounts/me", "delete_account", accountDevice, codes([]int{200, 409}, authCodes), s.handleDeleteAccount},
+		{"GET", "/v1/receipts/key", "receipt_key", anyone, []int{200, 405}, s.handleReceiptKey},
+		{"POST", "/v1/reports/decrypt-failures", "decrypt_failures", accountDevice, codes([]int{204, 429}, authCodes, bodyCodes), s.handleDecryptFailures},
+		{"PUT", "/v1/accounts/me/recovery", "set_recovery", accountDevice, codes([]int{204}, authCodes, bodyCodes), s.handleSetRecovery},
+		{"PUT", "/v1/accounts/me/backup", "put_backup", accountDevice, codes([]int{204, 400, 413, 415, 429}, authCodes), s.handlePutBackup},
+		{"POST", "/v1/recovery/backup", "fetch_backup", anyone, codes([]int{200, 401, 404, 429, 405, 500, 503}, bodyCodes), s.handleFetchBackup},
+		{"POST", "/v1/accounts/{account}/recover", "recover_account", anyone, codes([]int{201, 400, 401, 429, 405, 500, 503}, bodyCodes), s.handleRecover},
+		{"PUT", "/v1/sealed/{account}", "sealed_send", anyone, codes([]int{200, 401, 404, 409, 410, 429, 405, 500, 503}, bodyCodes), s.handleSealedSend},
+		{"PUT", "/v1/sealed", "sealed_multi", anyone, codes([]int{200, 401, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleSealedMulti},
+		{"GET", "/v1/holds", "legal_holds", receiver, codes([]int{200}, authCodes), s.handleHolds},
+		{"POST", "/v1/holds/{hold}/device", "activate_hold", anyone, codes([]int{201, 403, 404, 409, 429, 405, 500, 503}, bodyCodes), s.handleActivateHold},
+		{"GET", "/v1/accounts/me/audit", "account_audit", accountDevice, codes([]int{200, 400}, authCodes), s.handleAccountAudit},
+		{"GET", "/v1/queue", "fetch", receiver, codes([]int{200, 400}, authCodes), s.handleFetch},
+		{"POST", "/v1/queue/ack", "ack", receiver, codes([]int{204}, authCodes, bodyCodes), s.handleAck},
+		{"GET", "/v1/queue/websocket", "websocket", receiver, codes([]int{101, 400}, authCodes), s.handleWebSocket},
+		{"GET", "/v1/openapi.json", "openapi", anyone, []int{200, 405}, s.handleOpenAPI},
+		{"GET", "/healthz", "healthz", anyone, []int{200, 405}, s.handleHealthz},
+		{"GET", "/readyz", "readyz", anyone, []int{200, 405, 503}, s.handleReadyz},
+		{"GET", "/metrics", "metrics", anyone, []int{200, 405}, nil},
 	}
+	for _, rt := range rs {
+		if rt.auth == accountDevice && !slices.Contains(rt.codes, http.StatusForbidden) {
+			rt.codes = append(rt.codes, http.StatusForbidden)
+		}
+	}
+	return rs
 }
 
 func (s *Server) buildMux() http.Handler {
@@ -143,11 +173,15 @@ func (s *Server) routeName(path string) string {
 func (s *Server) wrap(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p principal
-		if rt.auth {
+		if rt.auth != anyone {
 			var ae *apiError
 			p, ae = s.authenticate(r)
 			if ae != nil {
 				writeError(w, ae)
+				return
+			}
+			if p.compliance && rt.auth != receiver {
+				writeError(w, errComplianceReceiver)
 				return
 			}
 		}
@@ -224,7 +258,7 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	mono := time.Now()
 	if e, ok := s.auth.get(key, &sum, mono); ok {
 		s.touch(r, key, e.lastSeen)
-		return principal{account: acc, device: dev}, nil
+		return principal{account: acc, device: dev, compliance: e.compliance}, nil
 	}
 	d, err := s.st.Device(r.Context(), acc, dev)
 	want := dummyHash[:]
@@ -242,7 +276,7 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	}
 	s.auth.put(key, d, mono)
 	s.touch(r, key, d.LastSeen)
-	return principal{account: acc, device: dev}, nil
+	return principal{account: acc, device: dev, compliance: d.Compliance}, nil
 }
 
 // touch records that an authenticated device was seen, when the day has

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,6 +101,20 @@ type Export struct {
 	BlobCount        int            `json:"blobs"`
 	BlobBytes        int64          `json:"blob_bytes"`
 	LinkTokens       int            `json:"link_tokens"`
+	// LegalHolds are the disclosed legal holds placed on the account
+	// (their states and times; every device of the account was shown
+	// them while they were active).
+	LegalHolds []ExportHold `json:"legal_holds"`
+}
+
+// ExportHold is one legal hold in an Export.
+type ExportHold struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	DeviceID    uint32 `json:"compliance_device,omitempty"`
+	RequestedAt int64  `json:"requested_at"`
+	ActivatedAt int64  `json:"activated_at,omitempty"`
+	LiftedAt    int64  `json:"lifted_at,omitempty"`
 }
 
 // ExportDevice is one device in an Export.
@@ -113,6 +128,7 @@ type ExportDevice struct {
 	OneTimeKEMPreKeys int    `json:"one_time_kem_prekeys"`
 	QueuedEnvelopes   int    `json:"queued_envelopes"`
 	QueuedBytes       int64  `json:"queued_bytes"`
+	Compliance        bool   `json:"compliance_device,omitempty"`
 }
 
 // ExportAccount gathers an account's Export.
@@ -132,9 +148,24 @@ func ExportAccount(ctx context.Context, st store.Store, id store.AccountID) (*Ex
 		q, pk := d.Queued[dev.DeviceID], d.PreKeys[dev.DeviceID]
 		x.Devices = append(x.Devices, ExportDevice{DeviceID: dev.DeviceID, RegistrationID: dev.RegistrationID, CreatedAt: dev.CreatedAt.Unix(),
 			LastSeen: dev.LastSeen.Unix(), EncryptedName: d.DeviceNames[dev.DeviceID], OneTimePreKeys: pk.EC, OneTimeKEMPreKeys: pk.KEM,
-			QueuedEnvelopes: q.Count, QueuedBytes: q.Bytes})
+			QueuedEnvelopes: q.Count, QueuedBytes: q.Bytes, Compliance: dev.Compliance})
 	}
 	sort.Slice(x.Devices, func(i, j int) bool { return x.Devices[i].DeviceID < x.Devices[j].DeviceID })
+	x.LegalHolds = []ExportHold{}
+	if hs, ok := st.(store.LegalHolds); ok {
+		list, err := hs.Holds(ctx, &id, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range list {
+			rec, err := decodeRecord(h)
+			if err != nil {
+				return nil, err
+			}
+			x.LegalHolds = append(x.LegalHolds, ExportHold{ID: hex.EncodeToString(h.ID[:]), State: string(h.State), DeviceID: h.DeviceID,
+				RequestedAt: rec.RequestedAt, ActivatedAt: rec.ActivatedAt, LiftedAt: rec.LiftedAt})
+		}
+	}
 	return x, nil
 }
 

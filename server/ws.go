@@ -359,6 +359,12 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 			}
 			need = need || d.more
 		case <-ping.C:
+			// A device removed behind this node's back (an administrator's
+			// erasure or lifted legal hold, run against the database) is
+			// let go here at the latest.
+			if _, err := s.st.Device(ctx, d.p.account, d.p.device); errors.Is(err, store.ErrNotFound) {
+				return CloseDeviceRemoved, "device removed"
+			}
 			// A periodic rescan bounds the delay of any lost wake-up.
 			d.rescan, need = true, true
 			go func() {

@@ -142,6 +142,24 @@ func TestDeviceRemovalClosesWebSocket(t *testing.T) {
 	}
 }
 
+// A device removed in the database behind the server's back (an
+// administrator's erasure or lifted legal hold) loses its connection at
+// the next keepalive.
+func TestRemovalInDatabaseClosesWebSocket(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Limits.PingInterval = 200 * time.Millisecond })
+	a := e.register(uniqueName("a"), 0, 0)
+	a2 := e.link(a, 77)
+	ws := e.dial(a2)
+	ws.mustNext(2 * time.Second)
+	acct, _ := parseAccountID(a.account)
+	if err := e.st.RemoveDevice(context.Background(), acct, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.next(3 * time.Second); websocket.CloseStatus(err) != CloseDeviceRemoved {
+		t.Fatalf("want device removed, got %v", err)
+	}
+}
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -84,6 +84,9 @@ type Device struct {
 	// LastSeen is coarse (truncated to the day) so it does not record
 	// when a device is used, only that it still is.
 	LastSeen time.Time
+	// Compliance marks a legal hold's compliance device (a device row
+	// with a hold, [LegalHolds]): it may only receive.
+	Compliance bool
 }
 
 // PreKey is a one-time EC prekey (public half, opaque).

@@ -167,7 +167,7 @@ func (s *Store) ActivateHold(ctx context.Context, id [16]byte, version int64, re
 		return store.Hold{}, store.Device{}, s.translate(ctx, err)
 	}
 	return h, store.Device{Account: h.Account, DeviceID: dev, RegistrationID: d.RegistrationID, CredentialHash: clone(d.CredentialHash),
-		CreatedAt: rules.FromUnix(day), LastSeen: rules.FromUnix(day)}, nil
+		CreatedAt: rules.FromUnix(day), LastSeen: rules.FromUnix(day), Compliance: true}, nil
 }
 
 // LiftHold implements [store.LegalHolds]; foreign keys cascade the

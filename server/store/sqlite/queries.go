@@ -124,13 +124,13 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (store.A
 	return a, s.translate(ctx, err)
 }
 
-const deviceCols = `account_id, device_id, registration_id, credential_hash, created_day, last_seen_day`
+const deviceCols = `account_id, device_id, registration_id, credential_hash, created_day, last_seen_day, hold_id IS NOT NULL`
 
 func scanDevice(row rowScanner) (store.Device, error) {
 	var d store.Device
 	var acc []byte
 	var created, seen int64
-	if err := row.Scan(&acc, &d.DeviceID, &d.RegistrationID, &d.CredentialHash, &created, &seen); err != nil {
+	if err := row.Scan(&acc, &d.DeviceID, &d.RegistrationID, &d.CredentialHash, &created, &seen, &d.Compliance); err != nil {
 		return store.Device{}, err
 	}
 	copy(d.Account[:], acc)

@@ -169,8 +169,8 @@ func testLegalHolds(t *testing.T, open func(t *testing.T) store.Store) {
 	want1 = store.Hold{ID: h1, Account: acc, State: store.HoldActive, DeviceID: 3, IdentityKey: ik, Record: []byte(`{"certificate":"c"}`),
 		Version: 3, UpdatedAt: sec.Add(2 * time.Hour)}
 	checkHold(t, "ActivateHold", got, want1)
-	if dev.Account != acc || dev.DeviceID != 3 || dev.RegistrationID != 5001 || !bytes.Equal(dev.CredentialHash, hash("compliance 1")) {
-		t.Fatalf("ActivateHold device = %+v; want device 3 (the next id), registration 5001", dev)
+	if dev.Account != acc || dev.DeviceID != 3 || dev.RegistrationID != 5001 || !bytes.Equal(dev.CredentialHash, hash("compliance 1")) || !dev.Compliance {
+		t.Fatalf("ActivateHold device = %+v; want compliance device 3 (the next id), registration 5001", dev)
 	}
 	if got, err := lh.Hold(ctx(t), h1); err != nil {
 		t.Fatal(err)
@@ -180,8 +180,17 @@ func testLegalHolds(t *testing.T, open func(t *testing.T) store.Store) {
 	if ids := deviceIDs(t, s, acc); !slices.Equal(ids, []uint32{1, 2, 3}) {
 		t.Fatalf("Devices after activation = %v, want [1 2 3]", ids)
 	}
-	if d, err := s.Device(ctx(t), acc, 3); err != nil || !bytes.Equal(d.CredentialHash, hash("compliance 1")) || d.RegistrationID != 5001 {
-		t.Fatalf("Device(compliance) = %+v, %v", d, err)
+	if d, err := s.Device(ctx(t), acc, 3); err != nil || !bytes.Equal(d.CredentialHash, hash("compliance 1")) || d.RegistrationID != 5001 || !d.Compliance {
+		t.Fatalf("Device(compliance) = %+v, %v; want Compliance", d, err)
+	}
+	if d, err := s.Device(ctx(t), acc, 1); err != nil || d.Compliance {
+		t.Fatalf("Device(ordinary) = %+v, %v; want not Compliance", d, err)
+	}
+	if ds, err := s.Devices(ctx(t), acc); err != nil || len(ds) != 3 || ds[0].Compliance || ds[1].Compliance || !ds[2].Compliance {
+		t.Fatalf("Devices = %+v, %v; want only device 3 marked Compliance", ds, err)
+	}
+	if ds, err := s.Devices(ctx(t), other); err != nil || len(ds) != 1 || ds[0].Compliance {
+		t.Fatalf("Devices(other) = %+v, %v; want no compliance device", ds, err)
 	}
 	if cd, err := lh.ComplianceDevices(ctx(t), acc); err != nil || !maps.Equal(cd, map[uint32][16]byte{3: h1}) {
 		t.Fatalf("ComplianceDevices = %v, %v; want {3: h1}", cd, err)
