@@ -279,6 +279,11 @@ func (c *Client) LegalHolds(ctx context.Context) ([]LegalHold, error) {
 // the conversation, persistently (LegalHold.Notice).
 func (c *Client) ConversationHolds(ctx context.Context, conversation string) ([]LegalHold, error) {
 	key, err := c.conversationKey(ctx, conversation)
+	var nc *noContactError
+	if errors.As(err, &nc) {
+		// Nobody we know yet: only a hold on our own account concerns it.
+		return c.holdsFor(ctx, c.self.AccountID)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veil-e2ee/veil/client/devicestore"
 	"github.com/veil-e2ee/veil/legalhold"
 	"github.com/veil-e2ee/veil/server"
 	"github.com/veil-e2ee/veil/server/store"
@@ -258,4 +259,101 @@ func mustHoldID(t *testing.T, s string) [16]byte {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// activeHold puts a two-approval hold on c's account and registers its
+// compliance device.
+func activeHold(t *testing.T, hs *holdSetup, c *Client) *Client {
+	t.Helper()
+	ctx := context.Background()
+	h, err := hs.tool.Request(ctx, hs.admin1, accountID(t, c), "test hold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.tool.Approve(ctx, hs.admin2, mustHoldID(t, h.ID)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(filepath.Join(t.TempDir(), "compliance"), hs.ts.URL)
+	cfg.Unlock = KeyFile(make([]byte, 32))
+	comp, err := RegisterCompliance(ctx, cfg, h.ID, hs.admin1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { comp.Close() })
+	return comp
+}
+
+// A compliance device whose certificate does not verify against the
+// trust root this device pinned is refused like any unexplained device:
+// nothing is sent, and no notice is stored.
+func TestLegalHoldForgedCertificateRefused(t *testing.T) {
+	ctx := context.Background()
+	hs := startHoldServer(t, "sqlite")
+	alice, _ := register(t, hs.ts, "alice")
+	bob, _ := register(t, hs.ts, "bob")
+	mustSend(t, alice, bob.Self().Username, "hi")
+	activeHold(t, hs, bob)
+	// As if the server had signed with a key alice never pinned.
+	wrong := make([]byte, 33)
+	wrong[0] = 5
+	rand.Read(wrong[1:])
+	if err := alice.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetBlobSetting(ctx, settingTrustRoot, wrong) }); err != nil {
+		t.Fatal(err)
+	}
+	m, err := alice.Send(ctx, bob.Self().Username, "to bob")
+	var ue *UnverifiedDeviceError
+	if !errors.As(err, &ue) || m.Status != Queued {
+		t.Fatalf("send to an account with an unverified compliance device: %v (%v), want UnverifiedDeviceError and held", err, m.Status)
+	}
+	if got := bodies(drain(t, bob)); slices.Contains(got, "to bob") {
+		t.Fatal("the message went out although a device was unexplained")
+	}
+	if evs, err := alice.RefreshHolds(ctx); err != nil || len(evs) != 0 {
+		t.Fatalf("a forged hold was reported: %v %v", evs, err)
+	}
+	if hs, err := alice.LegalHolds(ctx); err != nil || len(hs) != 0 {
+		t.Fatalf("a forged hold was stored: %v %v", hs, err)
+	}
+}
+
+// Once a device has seen the server say legal holds are disabled for
+// good, it refuses compliance devices even with valid certificates.
+func TestLegalHoldNeverPinned(t *testing.T) {
+	ctx := context.Background()
+	hs := startHoldServer(t, "sqlite")
+	alice, _ := register(t, hs.ts, "alice")
+	bob, _ := register(t, hs.ts, "bob")
+	mustSend(t, alice, bob.Self().Username, "hi")
+	// What RefreshHolds stores when the list says "policy": "never".
+	if err := alice.store.Update(ctx, func(tx *devicestore.Tx) error { return tx.SetSetting(ctx, settingHoldsNever, 1) }); err != nil {
+		t.Fatal(err)
+	}
+	activeHold(t, hs, bob)
+	if m, err := alice.Send(ctx, bob.Self().Username, "to bob"); !errors.Is(err, ErrHoldsRefused) || m.Status != Queued {
+		t.Fatalf("send: %v (%v), want ErrHoldsRefused and held", err, m.Status)
+	}
+	if got := bodies(drain(t, bob)); slices.Contains(got, "to bob") {
+		t.Fatal("the message went out to an account with a compliance device although holds are disabled for good")
+	}
+	if evs, err := alice.RefreshHolds(ctx); err != nil || len(evs) != 0 {
+		t.Fatalf("a hold was reported although holds are disabled for good: %v %v", evs, err)
+	}
+}
+
+// A server started with --legal-hold never tells clients so, and they
+// remember it.
+func TestLegalHoldPolicyNever(t *testing.T) {
+	ctx := context.Background()
+	ts := &testServer{t: t, backend: "sqlite", secret: make([]byte, 32), holds: server.LegalHoldConfig{Mode: server.HoldsNever}}
+	rand.Read(ts.secret)
+	ts.dsn = filepath.Join(t.TempDir(), "veil.db")
+	ts.start()
+	t.Cleanup(ts.stop)
+	alice, _ := register(t, ts, "alice")
+	if _, err := alice.RefreshHolds(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := alice.store.Setting(ctx, settingHoldsNever); err != nil || v != 1 {
+		t.Fatalf("the never policy was not remembered: %v %v", v, err)
+	}
 }

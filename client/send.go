@@ -98,7 +98,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 	}
 	var ice *IdentityChangedError
 	var ude *UnverifiedDeviceError
-	if errors.As(ferr, &ice) || errors.As(ferr, &ude) || errors.Is(ferr, ErrNoSuchUser) {
+	if errors.As(ferr, &ice) || errors.As(ferr, &ude) || errors.Is(ferr, ErrNoSuchUser) || errors.Is(ferr, ErrHoldsRefused) {
 		return m, ferr
 	}
 	if ferr != nil {

@@ -25,6 +25,8 @@ var adminCommands = map[string]command{
 	"audit":         {"verify the audit log's hash chain and signed checkpoints, or export it as JSON lines", runAdminAudit},
 	"export":        {"write everything the server holds about an account, as JSON", runAdminExport},
 	"erase":         {"erase an account and everything about it; prints a signed receipt", runAdminErase},
+	"keygen":        {"make an administrator's signing key (for legal-hold approvals)", runAdminKeygen},
+	"legal-hold":    {"request, approve, list and lift disclosed legal holds; run a compliance device", runAdminLegalHold},
 }
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -64,7 +64,18 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return c.Messages(ctx, who, 0, 1<<20)
 	}
 
-	// The conversation so far, then live messages.
+	// Legal holds first (they stay on top for as long as they last), the
+	// conversation so far, then live messages.
+	conv := who
+	if gid != "" {
+		conv = gid
+	}
+	if _, err := c.RefreshHolds(ctx); err != nil {
+		fmt.Fprintf(stderr, "note: could not check for legal holds: %v\n", err)
+	}
+	if err := printHolds(ctx, c, conv, out, f.json); err != nil {
+		return err
+	}
 	if ms, err := history(); err == nil {
 		if len(ms) > 20 {
 			ms = ms[len(ms)-20:]

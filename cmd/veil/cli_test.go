@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/veil-e2ee/veil/legalhold"
 	"github.com/veil-e2ee/veil/server"
 	"github.com/veil-e2ee/veil/server/store/sqlite"
 )
@@ -87,7 +91,40 @@ func scriptServer(dir string) (string, func(), error) {
 		st.Close()
 		return "", nil, err
 	}
-	srv, err := server.New(server.Config{Store: st, Secret: secret})
+	// Legal holds are on, with two administrators whose keys are in the
+	// work directory (ada.key, grace.key), and an organisation age key
+	// (org.key, its recipient in org.pub) for compliance archives.
+	admins := legalhold.Admins{}
+	for _, name := range []string{"ada", "grace"} {
+		k, err := legalhold.GenerateAdminKey(name, rand.Reader)
+		if err != nil {
+			st.Close()
+			return "", nil, err
+		}
+		b, _ := k.MarshalText()
+		if err := os.WriteFile(filepath.Join(dir, name+".key"), b, 0o600); err != nil {
+			st.Close()
+			return "", nil, err
+		}
+		admins[name] = k.Public()
+	}
+	var lines []string
+	for _, n := range admins.Names() {
+		lines = append(lines, fmt.Sprintf("%s %x", n, []byte(admins[n])))
+	}
+	org, err := age.GenerateX25519Identity()
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	if err := errors.Join(os.WriteFile(filepath.Join(dir, "admins"), []byte(strings.Join(lines, "\n")+"\n"), 0o600),
+		os.WriteFile(filepath.Join(dir, "org.key"), []byte(org.String()+"\n"), 0o600),
+		os.WriteFile(filepath.Join(dir, "org.pub"), []byte(org.Recipient().String()+"\n"), 0o600)); err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	srv, err := server.New(server.Config{Store: st, Secret: secret,
+		LegalHold: server.LegalHoldConfig{Mode: server.HoldsOn, Approvals: 2, Admins: admins}})
 	if err != nil {
 		st.Close()
 		return "", nil, err

@@ -360,10 +360,19 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 			printJSON(w, map[string]any{"type": "identity_changed", "contact": who, "safety_number": ev.SafetyNumber})
 		case client.EventUndecryptable:
 			printJSON(w, map[string]any{"type": "undecryptable", "contact": who})
+		case client.EventLegalHold, client.EventLegalHoldLifted:
+			printJSON(w, map[string]any{"type": ev.Kind.String(), "contact": who, "self": ev.Hold.Self, "hold": ev.Hold.HoldID,
+				"device": ev.Hold.DeviceID, "since": ev.Hold.Since.UTC().Format(time.RFC3339)})
 		}
 		return
 	}
 	switch ev.Kind {
+	case client.EventLegalHold:
+		h := *ev.Hold
+		h.Username = ev.Contact
+		fmt.Fprintf(w, "! %s\n", h.Notice())
+	case client.EventLegalHoldLifted:
+		fmt.Fprintf(w, "! The legal hold on %s has been lifted: its compliance device is gone.\n", map[bool]string{true: "your account", false: who}[ev.Hold.Self])
 	case client.EventMessage, client.EventMessageUpdated:
 		fmt.Fprintln(w, formatMessage(ev.Message, ev.Kind == client.EventMessageUpdated))
 	case client.EventIdentityChanged:
@@ -500,6 +509,9 @@ func runMessages(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *limit > 0 && len(all) > *limit {
 		all = all[len(all)-*limit:]
+	}
+	if err := printHolds(ctx, c, pos[0], stdout, f.json); err != nil {
+		return err
 	}
 	for _, m := range all {
 		printEvent(stdout, client.Event{Kind: client.EventMessage, Message: m}, f.json)
@@ -676,11 +688,13 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, d := range ds {
 		if f.json {
-			printJSON(stdout, map[string]any{"device_id": d.ID, "name": d.Name, "name_unreadable": d.NameUnreadable, "created": d.Created, "last_seen": d.LastSeen, "current": d.Current})
+			printJSON(stdout, map[string]any{"device_id": d.ID, "name": d.Name, "name_unreadable": d.NameUnreadable, "created": d.Created, "last_seen": d.LastSeen, "current": d.Current, "compliance": d.Compliance})
 			continue
 		}
 		name := d.Name
 		switch {
+		case d.Compliance:
+			name = "! LEGAL HOLD compliance device (run by the server's organisation; removed when the hold is lifted)"
 		case d.NameUnreadable:
 			name = "!! NOT LINKED BY YOUR DEVICES (its name does not decrypt): remove it unless you know it"
 		case name == "":
@@ -782,6 +796,61 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%s is not one of your contacts", pos[0])
 		}
 		return explain(err)
+	}
+	return nil
+}
+
+// printHolds shows the legal holds that concern a conversation, first
+// and always (docs/COMPLIANCE.md).
+func printHolds(ctx context.Context, c *client.Client, conversation string, w io.Writer, asJSON bool) error {
+	hs, err := c.ConversationHolds(ctx, conversation)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if asJSON {
+			printJSON(w, map[string]any{"type": "legal_hold", "contact": h.Username, "self": h.Self, "hold": h.HoldID,
+				"device": h.DeviceID, "since": h.Since.UTC().Format(time.RFC3339)})
+		} else {
+			fmt.Fprintf(w, "! %s\n", h.Notice())
+		}
+	}
+	return nil
+}
+
+// runHolds lists the legal holds on this account and on the accounts it
+// talks to, after asking the server for the current list.
+func runHolds(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newClientFlagSet("holds", "[flags]", "Lists the disclosed legal holds on your account and on the people you talk to.", stderr)
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return err
+	}
+	c, err := f.open(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.RefreshHolds(ctx); err != nil {
+		return err
+	}
+	hs, err := c.LegalHolds(ctx)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		out := make([]map[string]any, 0, len(hs))
+		for _, h := range hs {
+			out = append(out, map[string]any{"account_id": h.AccountID, "username": h.Username, "self": h.Self, "hold": h.HoldID,
+				"device": h.DeviceID, "since": h.Since.UTC().Format(time.RFC3339)})
+		}
+		printJSON(stdout, out)
+		return nil
+	}
+	if len(hs) == 0 {
+		fmt.Fprintln(stdout, "no legal holds on your account or on the people you talk to")
+	}
+	for _, h := range hs {
+		fmt.Fprintf(stdout, "! %s\n", h.Notice())
 	}
 	return nil
 }

@@ -56,7 +56,8 @@ var commands = map[string]command{
 	"search":    {"search your messages on this device (--reindex rebuilds the index)", runSearch},
 	"backup":    {"encrypted backups: create, verify, restore, split, combine", runBackup},
 	"account":   {"your account on the server: audit events, export, delete", runAccount},
-	"admin":     {"administer the server: backup, restore-drill", runAdmin},
+	"holds":     {"list disclosed legal holds on your account and on the people you talk to", runHolds},
+	"admin":     {"administer the server: backups, audit, data-subject rights, legal holds", runAdmin},
 }
 
 // errUsage means the arguments were wrong; the usage text has been printed.

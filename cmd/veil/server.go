@@ -61,6 +61,8 @@ type serverFlags struct {
 	limits                                              server.Limits
 	senderCertTTL                                       time.Duration
 	certKeyID                                           uint
+	legalHold, admins                                   string
+	holdApprovals                                       int
 }
 
 func newServerFlags() (*flag.FlagSet, *serverFlags) {
@@ -99,6 +101,9 @@ func newServerFlags() (*flag.FlagSet, *serverFlags) {
 	fs.Var(rateFlag{&l.Recover}, "rate-recover", "account-recovery attempts per account and per client address")
 	fs.DurationVar(&f.senderCertTTL, "sender-cert-ttl", server.DefaultSenderCertTTL, "validity of issued sealed-sender certificates")
 	fs.UintVar(&f.certKeyID, "cert-key-id", 1, "id of the key that signs sender certificates (change it to rotate the key)")
+	fs.StringVar(&f.legalHold, "legal-hold", "off", "disclosed legal holds: off, on (approved holds can be activated), or never (disabled for good: recorded in the database, cannot be undone)")
+	fs.StringVar(&f.admins, "admins", "", "the administrators whose approvals count for legal holds (lines \"NAME ED25519-PUBLIC-KEY-HEX\"); default <data>/admins")
+	fs.IntVar(&f.holdApprovals, "legal-hold-approvals", server.DefaultHoldApprovals, "distinct administrators who must approve a legal hold (at least 2)")
 	return fs, f
 }
 
@@ -139,7 +144,14 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return errors.New("--cert-key-id must be between 1 and 4294967295")
 	}
 	cfg := server.Config{Store: st, Waker: waker, Secret: secret, Logger: log, Limits: f.limits, ClientIPHeader: f.clientIPHeader,
-		SenderCertTTL: f.senderCertTTL, CertKeyID: uint32(f.certKeyID)}
+		SenderCertTTL: f.senderCertTTL, CertKeyID: uint32(f.certKeyID),
+		LegalHold: server.LegalHoldConfig{Mode: server.HoldMode(f.legalHold), Approvals: f.holdApprovals}}
+	if cfg.LegalHold.Mode == server.HoldsOn {
+		if cfg.LegalHold.Admins, err = loadAdmins(f.admins, f.data); err != nil {
+			waker.Close()
+			return err
+		}
+	}
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {
