@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type testServer struct {
 	st      store.Store
 	secret  []byte
 	holds   server.LegalHoldConfig // legal holds (off unless a test sets them)
+	logger  *slog.Logger           // the server's (nil: discarded)
 }
 
 func startServer(t testing.TB, backend string) *testServer {
@@ -75,7 +77,7 @@ func (ts *testServer) start() {
 	if err != nil {
 		t.Fatalf("opening the server store: %v", err)
 	}
-	ts.srv, err = server.New(server.Config{Store: ts.st, Secret: ts.secret, Limits: testLimits, LegalHold: ts.holds})
+	ts.srv, err = server.New(server.Config{Store: ts.st, Secret: ts.secret, Limits: testLimits, LegalHold: ts.holds, Logger: ts.logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,17 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"log/slog"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +28,24 @@ type holdSetup struct {
 	ts             *testServer
 	admin1, admin2 *legalhold.AdminKey
 	tool           *server.HoldAdmin
+	logs           *lockedBuffer // the server's log
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startHoldServer(t *testing.T, backend string) *holdSetup {
@@ -30,8 +53,10 @@ func startHoldServer(t *testing.T, backend string) *holdSetup {
 	a1, _ := legalhold.GenerateAdminKey("ada", rand.Reader)
 	a2, _ := legalhold.GenerateAdminKey("grace", rand.Reader)
 	admins := legalhold.Admins{a1.Name: a1.Public(), a2.Name: a2.Public()}
+	logs := &lockedBuffer{}
 	ts := &testServer{t: t, backend: backend, secret: make([]byte, 32),
-		holds: server.LegalHoldConfig{Mode: server.HoldsOn, Approvals: 2, Admins: admins}}
+		holds:  server.LegalHoldConfig{Mode: server.HoldsOn, Approvals: 2, Admins: admins},
+		logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	rand.Read(ts.secret)
 	if backend == "sqlite" {
 		ts.dsn = filepath.Join(t.TempDir(), "veil.db")
@@ -40,7 +65,7 @@ func startHoldServer(t *testing.T, backend string) *holdSetup {
 	}
 	ts.start()
 	t.Cleanup(ts.stop)
-	return &holdSetup{ts: ts, admin1: a1, admin2: a2,
+	return &holdSetup{ts: ts, admin1: a1, admin2: a2, logs: logs,
 		tool: &server.HoldAdmin{Store: ts.st, Secret: ts.secret, Admins: admins, Approvals: 2}}
 }
 
@@ -248,6 +273,43 @@ func TestLegalHold(t *testing.T) {
 		}
 		if got := conversation(t, bob2, a); !slices.Contains(got, "< after the hold") {
 			t.Fatalf("bob's second device after lifting: %q", got)
+		}
+
+		// Bob reads the hold's history in his account's audit events.
+		evs, err := bob.AuditLog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, ev := range evs {
+			if strings.HasPrefix(ev.Type, "legal_hold_") {
+				types = append(types, ev.Type)
+			}
+		}
+		if want := []string{"legal_hold_requested", "legal_hold_approved", "legal_hold_activated", "legal_hold_lifted"}; !slices.Equal(types, want) {
+			t.Fatalf("bob's audit events %v, want %v", types, want)
+		}
+
+		// The server's log and metrics name nobody and carry no content.
+		resp, err := http.Get(ts.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(hs.logs.String(), "legal hold activated") {
+			t.Fatal("the server's log was not captured")
+		}
+		if !strings.Contains(string(metrics), `veil_legal_holds{state="active"}`) {
+			t.Fatal("no legal-hold gauge in the metrics")
+		}
+		for _, c := range []*Client{alice, bob, carol} {
+			for _, secret := range []string{c.Self().Username, c.Self().AccountID, strings.ReplaceAll(c.Self().AccountID, "-", ""),
+				"during the hold", "case 2026-117", hold.ID} {
+				if strings.Contains(hs.logs.String(), secret) || strings.Contains(string(metrics), secret) {
+					t.Fatalf("%q appears in the server's log or metrics", secret)
+				}
+			}
 		}
 	})
 }
