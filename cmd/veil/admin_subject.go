@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veil-e2ee/veil/server"
+	"github.com/veil-e2ee/veil/server/audit"
 	"github.com/veil-e2ee/veil/server/dr"
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/postgres"
@@ -45,8 +46,34 @@ func parseAccountArg(s string) (store.AccountID, error) {
 	return id, nil
 }
 
+// auditAccount records an admin action about an account in the audit
+// log (under its pseudonym). Without the server secret it says so on
+// stderr and goes on: the action happened, the operator must know it is
+// not in the log.
+func auditAccount(ctx context.Context, st store.Store, secretPath string, typ string, id store.AccountID, stderr io.Writer) error {
+	secret, err := loadSecret(secretPath, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "note: no server secret (%v), so this %s is not recorded in the audit log\n", err, strings.ReplaceAll(typ, "_", " "))
+		return nil
+	}
+	k, err := audit.DeriveKeys(secret)
+	if err != nil {
+		return err
+	}
+	al, ok := st.(store.AuditLog)
+	if !ok {
+		return nil
+	}
+	rec := &audit.Recorder{Log: al, Keys: k}
+	if _, err := rec.Record(ctx, audit.Event{Type: typ, Account: &id, Details: map[string]string{"by": "admin"}}); err != nil {
+		return fmt.Errorf("recording %s in the audit log: %w", typ, err)
+	}
+	return nil
+}
+
 func runAdminExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := newAdminFlags("export", stderr)
+	secretFile := fs.String("secret-file", "", "the server secret `file` (keys the audit log, where the export is recorded); default <data>/server.secret")
 	pos, err := parseAdmin(fs, args, 1, 1, "ACCOUNT")
 	if err != nil {
 		return err
@@ -65,6 +92,13 @@ func runAdminExport(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("no account %s in this database", id)
 	}
 	if err != nil {
+		return err
+	}
+	path := *secretFile
+	if path == "" {
+		path = filepath.Join(f.data, "server.secret")
+	}
+	if err := auditAccount(ctx, st, path, "account_exported", id, stderr); err != nil {
 		return err
 	}
 	if f.json {
@@ -107,7 +141,13 @@ func runAdminErase(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no account %s in this database", id)
 	}
+	if errors.Is(err, server.ErrUnderHold) {
+		return fmt.Errorf("account %s is under legal hold: lift the hold first ('veil admin legal-hold list %s')", id, id)
+	}
 	if err != nil {
+		return err
+	}
+	if err := auditAccount(ctx, st, path, "account_erased", id, stderr); err != nil {
 		return err
 	}
 	if f.json {
