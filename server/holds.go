@@ -310,7 +310,7 @@ func (a *HoldAdmin) Request(ctx context.Context, key *legalhold.AdminKey, accoun
 		return nil, ErrHoldsDisabled
 	}
 	now := a.now().UTC().Truncate(time.Second)
-	h := store.Hold{Account: account, State: store.HoldPending}
+	h := store.Hold{Account: account, State: store.HoldPending, UpdatedAt: now}
 	if _, err := io.ReadFull(rand.Reader, h.ID[:]); err != nil {
 		return nil, err
 	}

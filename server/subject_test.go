@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/veil-e2ee/veil/legalhold"
 	"github.com/veil-e2ee/veil/server/store/postgres"
 	"github.com/veil-e2ee/veil/server/store/postgres/pgtest"
 )
@@ -74,6 +76,23 @@ func TestExportErase(t *testing.T) {
 				}
 			}
 
+			// A legal hold keeps the account until it is lifted; then the
+			// erasure takes the hold's records too.
+			admin, _ := legalhold.GenerateAdminKey("ada", rand.Reader)
+			tool := &HoldAdmin{Store: e.st, Secret: testSecret, Admins: legalhold.Admins{"ada": admin.Public()}}
+			hold, err := tool.Request(context.Background(), admin, id, "erasure test: alice's case")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := e.do("DELETE", "/v1/accounts/me", &alice, nil); r.status != 409 || !strings.Contains(string(r.body), "legal_hold") {
+				t.Fatalf("erasing an account under hold: %d %s", r.status, r.body)
+			}
+			if hid, err := ParseHoldID(hold.ID); err != nil {
+				t.Fatal(err)
+			} else if _, err := tool.Lift(context.Background(), admin, hid, "case closed"); err != nil {
+				t.Fatal(err)
+			}
+
 			r = e.do("DELETE", "/v1/accounts/me", &alice, nil)
 			if r.status != 200 {
 				t.Fatalf("erase: %d %s", r.status, r.body)
@@ -103,7 +122,8 @@ func TestExportErase(t *testing.T) {
 				t.Fatalf("bundles of an erased account: %d", r.status)
 			}
 
-			needles := [][]byte{id[:], []byte(alice.account), []byte(hex.EncodeToString(id[:])), []byte(strings.ReplaceAll(alice.account, "-", ""))}
+			needles := [][]byte{id[:], []byte(alice.account), []byte(hex.EncodeToString(id[:])), []byte(strings.ReplaceAll(alice.account, "-", "")),
+				[]byte("alice's case"), []byte(hex.EncodeToString([]byte("alice's case")))}
 			if backend == "sqlite" {
 				if ck, ok := e.st.(interface{ Checkpoint(context.Context) error }); ok {
 					ck.Checkpoint(context.Background())
