@@ -2,8 +2,11 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -21,14 +24,15 @@ type activateRequest struct {
 	SignedAt       int64  `json:"signed_at"`
 	Signature      []byte `json:"signature"`
 	IdentityKey    []byte `json:"identity_key"`
+	CredentialHash []byte `json:"credential_hash"`
 	RegistrationID uint32 `json:"registration_id"`
 	prekeyUpload
 }
 
 type activateResponse struct {
-	registerResponse
-	Username    string        `json:"username"`
-	Certificate *holdCertJSON `json:"certificate"`
+	registerResponse               // without a credential: the device drew its own
+	Username         string        `json:"username"`
+	Certificate      *holdCertJSON `json:"certificate"`
 }
 
 // RegisterCompliance creates the compliance device of an approved legal
@@ -71,13 +75,22 @@ func (c *Client) registerCompliance(ctx context.Context, hold [16]byte, admin *l
 	if err != nil {
 		return err
 	}
+	// This device draws its own credential and shows the server only its
+	// hash, which the administrator's signature covers: a replayed
+	// activation lets nobody else in.
+	cred := make([]byte, 32)
+	if _, err := io.ReadFull(c.rand, cred); err != nil {
+		return err
+	}
+	ch := sha256.Sum256(cred)
 	at := c.now().Truncate(time.Second)
-	req := activateRequest{Admin: admin.Name, SignedAt: at.Unix(), IdentityKey: id.Public.Bytes(), RegistrationID: reg, prekeyUpload: up}
-	req.Signature = admin.Sign(legalhold.ActivationMessage(hold, req.IdentityKey, reg, at))
+	req := activateRequest{Admin: admin.Name, SignedAt: at.Unix(), IdentityKey: id.Public.Bytes(), CredentialHash: ch[:], RegistrationID: reg, prekeyUpload: up}
+	req.Signature = admin.Sign(legalhold.ActivationMessage(hold, req.CredentialHash, req.IdentityKey, reg, at))
 	var resp activateResponse
 	if err := c.api.doWith(ctx, "POST", "/v1/holds/"+hex.EncodeToString(hold[:])+"/device", anonymous, req, &resp); err != nil {
 		return err
 	}
+	resp.Credential = base64.StdEncoding.EncodeToString(cred)
 	if resp.Certificate == nil {
 		return fmt.Errorf("%w: the server's answer has no hold certificate", ErrProtocol)
 	}

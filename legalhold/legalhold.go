@@ -128,13 +128,16 @@ func (r *Request) Message() []byte {
 }
 
 // ActivationMessage is what an administrator signs to register the
-// compliance device of an approved hold: the hold, the device's identity
-// key and registration id, and the time (the server accepts it for a few
-// minutes only).
-func ActivationMessage(hold [IDSize]byte, identityKey []byte, registrationID uint32, at time.Time) []byte {
-	b := make([]byte, 0, len(activationDomain)+IDSize+len(identityKey)+12)
+// compliance device of an approved hold: the hold, the hash of the
+// credential the device chose (so a replayed activation gives nobody a
+// way in), its registration id, the time (the server accepts it for a
+// few minutes only), and its identity key.
+func ActivationMessage(hold [IDSize]byte, credentialHash []byte, identityKey []byte, registrationID uint32, at time.Time) []byte {
+	b := make([]byte, 0, len(activationDomain)+IDSize+1+len(credentialHash)+12+len(identityKey))
 	b = append(b, activationDomain...)
 	b = append(b, hold[:]...)
+	b = append(b, byte(len(credentialHash)))
+	b = append(b, credentialHash...)
 	b = binary.BigEndian.AppendUint32(b, registrationID)
 	b = binary.BigEndian.AppendUint64(b, uint64(at.Unix()))
 	return append(b, identityKey...)

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -66,14 +68,18 @@ func (h *holdEnv) request(d dev, approved bool) [16]byte {
 }
 
 // activation is the body of POST /v1/holds/{hold}/device, signed by key
-// (as its name) at the given time, as client.registerCompliance sends it.
-func activation(hold [16]byte, key *legalhold.AdminKey, at time.Time, regID uint32) (map[string]any, []byte) {
+// (as its name) at the given time, as client.registerCompliance sends it,
+// with a fresh identity key and credential (returned, the credential in
+// base64 as devices use it).
+func activation(hold [16]byte, key *legalhold.AdminKey, at time.Time, regID uint32) (map[string]any, []byte, string) {
 	ik := append([]byte{5}, randBytes(32)...)
+	cred := randBytes(32)
+	ch := sha256.Sum256(cred)
 	at = at.Truncate(time.Second)
 	b := keysBody(2, 2)
-	b["admin"], b["signed_at"], b["identity_key"], b["registration_id"] = key.Name, at.Unix(), ik, regID
-	b["signature"] = key.Sign(legalhold.ActivationMessage(hold, ik, regID, at))
-	return b, ik
+	b["admin"], b["signed_at"], b["identity_key"], b["registration_id"], b["credential_hash"] = key.Name, at.Unix(), ik, regID, ch[:]
+	b["signature"] = key.Sign(legalhold.ActivationMessage(hold, ch[:], ik, regID, at))
+	return b, ik, base64.StdEncoding.EncodeToString(cred)
 }
 
 func holdPath(id [16]byte) string { return "/v1/holds/" + hex.EncodeToString(id[:]) + "/device" }
@@ -81,16 +87,16 @@ func holdPath(id [16]byte) string { return "/v1/holds/" + hex.EncodeToString(id[
 // activate registers the compliance device of hold, signed by admin2.
 func (h *holdEnv) activate(hold [16]byte) dev {
 	h.t.Helper()
-	body, ik := activation(hold, h.admin2, time.Now(), 4321)
+	body, ik, cred := activation(hold, h.admin2, time.Now(), 4321)
 	r := h.do("POST", holdPath(hold), nil, body)
 	if r.status != 201 {
 		h.t.Fatalf("activate: %d %s", r.status, r.body)
 	}
 	m := r.json(h.t)
-	if m["certificate"] == nil {
-		h.t.Fatalf("activation answer without a certificate: %s", r.body)
+	if m["certificate"] == nil || m["credential"] != nil {
+		h.t.Fatalf("activation answer without a certificate, or with a credential: %s", r.body)
 	}
-	return dev{account: m["account_id"].(string), id: uint32(m["device_id"].(float64)), cred: m["credential"].(string), regID: 4321, identity: ik}
+	return dev{account: m["account_id"].(string), id: uint32(m["device_id"].(float64)), cred: cred, regID: 4321, identity: ik}
 }
 
 func (e *env) deviceIDs(d dev) []uint32 {
@@ -327,7 +333,7 @@ func TestActivateHoldRefusals(t *testing.T) {
 
 	// One approval: not yet.
 	hold := h.request(bob, false)
-	body, _ := activation(hold, h.admin1, now, 100)
+	body, _, _ := activation(hold, h.admin1, now, 100)
 	wantCode(t, "one approval", h.do("POST", holdPath(hold), nil, body), 403, "hold_not_approved")
 	if _, err := h.tool.Approve(context.Background(), h.admin2, hold); err != nil {
 		t.Fatal(err)
@@ -335,26 +341,26 @@ func TestActivateHoldRefusals(t *testing.T) {
 
 	// A key not in the admins file under an administrator's name.
 	impostor, _ := legalhold.GenerateAdminKey("ada", rand.Reader)
-	body, _ = activation(hold, impostor, now, 100)
+	body, _, _ = activation(hold, impostor, now, 100)
 	wantCode(t, "wrong admin key", h.do("POST", holdPath(hold), nil, body), 403, "bad_signature")
 	// A signature over something else (another registration id).
-	body, _ = activation(hold, h.admin1, now, 100)
+	body, _, _ = activation(hold, h.admin1, now, 100)
 	body["registration_id"] = 101
 	wantCode(t, "signature over another message", h.do("POST", holdPath(hold), nil, body), 403, "bad_signature")
 	// An administrator the admins file does not list.
 	stranger, _ := legalhold.GenerateAdminKey("mallory", rand.Reader)
-	body, _ = activation(hold, stranger, now, 100)
+	body, _, _ = activation(hold, stranger, now, 100)
 	wantCode(t, "unknown admin", h.do("POST", holdPath(hold), nil, body), 403, "bad_signature")
 	// Signed 10 minutes ago (correctly, for that time), or 10 ahead.
-	body, _ = activation(hold, h.admin1, now.Add(-10*time.Minute), 100)
+	body, _, _ = activation(hold, h.admin1, now.Add(-10*time.Minute), 100)
 	wantCode(t, "stale signature", h.do("POST", holdPath(hold), nil, body), 403, "bad_signature")
-	body, _ = activation(hold, h.admin1, now.Add(10*time.Minute), 100)
+	body, _, _ = activation(hold, h.admin1, now.Add(10*time.Minute), 100)
 	wantCode(t, "signature from the future", h.do("POST", holdPath(hold), nil, body), 403, "bad_signature")
 
 	// An unknown hold, validly signed.
 	var unknown [16]byte
 	rand.Read(unknown[:])
-	body, _ = activation(unknown, h.admin1, now, 100)
+	body, _, _ = activation(unknown, h.admin1, now, 100)
 	wantCode(t, "unknown hold", h.do("POST", holdPath(unknown), nil, body), 404, "hold_not_found")
 
 	// Malformed requests.
@@ -363,7 +369,7 @@ func TestActivateHoldRefusals(t *testing.T) {
 		"empty object":  h.do("POST", holdPath(hold), nil, []byte("{}")),
 		"unknown field": h.do("POST", holdPath(hold), nil, map[string]any{"admin": "ada", "surprise": 1}),
 		"short identity": h.do("POST", holdPath(hold), nil, func() map[string]any {
-			b, _ := activation(hold, h.admin1, now, 100)
+			b, _, _ := activation(hold, h.admin1, now, 100)
 			b["identity_key"] = randBytes(32)
 			return b
 		}()),
@@ -378,8 +384,30 @@ func TestActivateHoldRefusals(t *testing.T) {
 	}
 
 	// The activation; then the hold is no longer pending.
-	comp := h.activate(hold)
-	body, _ = activation(hold, h.admin1, now, 100)
+	body, _, cred := activation(hold, h.admin1, time.Now(), 100)
+	first := h.do("POST", holdPath(hold), nil, body)
+	if first.status != 201 {
+		t.Fatalf("activate: %d %s", first.status, first.body)
+	}
+	m := first.json(t)
+	comp := dev{account: m["account_id"].(string), id: uint32(m["device_id"].(float64)), cred: cred}
+	// The same request again (a lost answer, or a replay) gets the same
+	// answer — which carries no credential: only the device that drew it
+	// can authenticate.
+	again := h.do("POST", holdPath(hold), nil, body)
+	if again.status != 201 || !bytes.Equal(again.body, first.body) && again.json(t)["device_id"] != m["device_id"] {
+		t.Fatalf("repeated activation: %d %s", again.status, again.body)
+	}
+	if r := h.do("GET", "/v1/holds", &comp, nil); r.status != 200 {
+		t.Fatalf("the device that drew the credential: %d %s", r.status, r.body)
+	}
+	guess := comp
+	guess.cred = base64.StdEncoding.EncodeToString(randBytes(32))
+	if r := h.do("GET", "/v1/holds", &guess, nil); r.status != 401 {
+		t.Fatalf("a replayer without the credential authenticates: %d", r.status)
+	}
+	// Another device (another key and credential) for the same hold: no.
+	body, _, _ = activation(hold, h.admin1, now, 100)
 	wantCode(t, "second activation", h.do("POST", holdPath(hold), nil, body), 409, "hold_not_pending")
 	if ids := h.deviceIDs(bob); !slices.Equal(ids, []uint32{1, comp.id}) {
 		t.Fatalf("bob's devices = %v", ids)
@@ -388,7 +416,7 @@ func TestActivateHoldRefusals(t *testing.T) {
 	if _, err := h.tool.Lift(context.Background(), h.admin1, hold, "withdrawn"); err != nil {
 		t.Fatal(err)
 	}
-	body, _ = activation(hold, h.admin1, now, 100)
+	body, _, _ = activation(hold, h.admin1, now, 100)
 	wantCode(t, "lifted hold", h.do("POST", holdPath(hold), nil, body), 409, "hold_not_pending")
 }
 
@@ -399,7 +427,7 @@ func TestHoldModes(t *testing.T) {
 		h := newHoldEnv(t, HoldsOff)
 		bob := h.register(uniqueName("bob"), 1, 1)
 		hold := h.request(bob, true)
-		body, _ := activation(hold, h.admin2, time.Now(), 100)
+		body, _, _ := activation(hold, h.admin2, time.Now(), 100)
 		wantCode(t, "holds off", h.do("POST", holdPath(hold), nil, body), 403, "legal_hold_disabled")
 		if ids := h.deviceIDs(bob); !slices.Equal(ids, []uint32{1}) {
 			t.Fatalf("bob's devices = %v", ids)
@@ -419,7 +447,7 @@ func TestHoldModes(t *testing.T) {
 		}
 		var hold [16]byte
 		rand.Read(hold[:])
-		body, _ := activation(hold, h.admin2, time.Now(), 100)
+		body, _, _ := activation(hold, h.admin2, time.Now(), 100)
 		wantCode(t, "holds never", h.do("POST", holdPath(hold), nil, body), 403, "legal_hold_disabled")
 
 		cfg := func(mode HoldMode) Config {

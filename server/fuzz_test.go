@@ -203,14 +203,14 @@ func FuzzParseMulti(f *testing.F) {
 
 func FuzzParseActivate(f *testing.F) {
 	key := `"BQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"`
-	f.Add([]byte(`{"admin":"ada","signed_at":1800000000,"signature":"AA==","identity_key":` + key + `,"registration_id":7,"signed_prekey":{"key_id":1,"public_key":"AA==","signature":"AA=="},"last_resort_kem_prekey":{"key_id":2,"public_key":"AA==","signature":"AA=="}}`))
+	f.Add([]byte(`{"admin":"ada","signed_at":1800000000,"signature":"AA==","identity_key":` + key + `,"credential_hash":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","registration_id":7,"signed_prekey":{"key_id":1,"public_key":"AA==","signature":"AA=="},"last_resort_kem_prekey":{"key_id":2,"public_key":"AA==","signature":"AA=="}}`))
 	f.Add([]byte(`{"admin":"Not Valid"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		req, _, e := parseActivate(in)
 		if e != nil {
 			return
 		}
-		if len(req.IdentityKey) != 33 || req.RegistrationID == 0 {
+		if len(req.IdentityKey) != 33 || len(req.CredentialHash) != 32 || req.RegistrationID == 0 {
 			t.Fatalf("accepted an activation without a valid key or registration id: %s", in)
 		}
 		roundTrip(t, req, func(b []byte) (activateRequest, *apiError) { r, _, e := parseActivate(b); return r, e })

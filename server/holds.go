@@ -3,7 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -570,10 +571,15 @@ func (s *Server) holdMode() HoldMode {
 }
 
 type activateRequest struct {
-	Admin          string `json:"admin"`
-	SignedAt       int64  `json:"signed_at"`
-	Signature      b64    `json:"signature"`
-	IdentityKey    b64    `json:"identity_key"`
+	Admin       string `json:"admin"`
+	SignedAt    int64  `json:"signed_at"`
+	Signature   b64    `json:"signature"`
+	IdentityKey b64    `json:"identity_key"`
+	// CredentialHash is the SHA-256 of the 32-byte credential the
+	// compliance device drew for itself: the signed activation binds it,
+	// so whoever replays the request gains no way in, and the device's
+	// own retry is answered again (idempotent).
+	CredentialHash b64    `json:"credential_hash"`
 	RegistrationID uint32 `json:"registration_id"`
 	keysJSON
 }
@@ -582,7 +588,6 @@ type activateResponse struct {
 	AccountID   string        `json:"account_id"`
 	Username    string        `json:"username"`
 	DeviceID    uint32        `json:"device_id"`
-	Credential  string        `json:"credential"`
 	Certificate *holdCertJSON `json:"certificate"`
 }
 
@@ -596,6 +601,9 @@ func parseActivate(body []byte) (activateRequest, store.PreKeyUpload, *apiError)
 	}
 	if len(req.IdentityKey) != 33 {
 		return req, store.PreKeyUpload{}, badRequest("invalid_field", "Field \"identity_key\" must be a 33-byte public key.")
+	}
+	if len(req.CredentialHash) != sha256.Size {
+		return req, store.PreKeyUpload{}, badRequest("invalid_field", "Field \"credential_hash\" must be the 32-byte SHA-256 of the device's credential.")
 	}
 	if e := checkRegistrationID(req.RegistrationID); e != nil {
 		return req, store.PreKeyUpload{}, e
@@ -632,7 +640,7 @@ func (s *Server) handleActivateHold(w http.ResponseWriter, r *http.Request, _ pr
 	if d := s.now().Sub(at); d > holdActivationWindow || d < -holdActivationWindow {
 		return newError(http.StatusForbidden, "bad_signature", "The activation was signed more than %v from the server's time; sign it again.", holdActivationWindow)
 	}
-	if cfg.Admins.Verify(req.Admin, legalhold.ActivationMessage(id, req.IdentityKey, req.RegistrationID, at), req.Signature) != nil {
+	if cfg.Admins.Verify(req.Admin, legalhold.ActivationMessage(id, req.CredentialHash, req.IdentityKey, req.RegistrationID, at), req.Signature) != nil {
 		return newError(http.StatusForbidden, "bad_signature", "The activation is not signed by that administrator's key in this server's admins file.")
 	}
 	h, err := hs.Hold(r.Context(), id)
@@ -640,6 +648,15 @@ func (s *Server) handleActivateHold(w http.ResponseWriter, r *http.Request, _ pr
 		return errHoldNotFound
 	} else if err != nil {
 		return err
+	}
+	if h.State == store.HoldActive && subtle.ConstantTimeCompare(h.IdentityKey, req.IdentityKey) == 1 {
+		// The same device asking again (its answer was lost), or someone
+		// replaying its request: the same answer, which lets in only the
+		// holder of the credential.
+		d, err := s.st.Device(r.Context(), h.Account, h.DeviceID)
+		if err == nil && subtle.ConstantTimeCompare(d.CredentialHash, req.CredentialHash) == 1 {
+			return s.answerActivation(w, r, h)
+		}
 	}
 	if h.State != store.HoldPending {
 		return errHoldNotPending
@@ -653,14 +670,6 @@ func (s *Server) handleActivateHold(w http.ResponseWriter, r *http.Request, _ pr
 		return newError(http.StatusForbidden, "hold_not_approved", "The hold has %d of the %d approvals it needs from distinct administrators; another administrator must approve it first.",
 			len(approvers), cfg.approvals())
 	}
-	acc, err := s.st.Account(r.Context(), h.Account)
-	if err != nil {
-		return err
-	}
-	cred, err := s.newCredential()
-	if err != nil {
-		return err
-	}
 	now := s.now().UTC().Truncate(time.Second)
 	rec.ActivatedBy, rec.ActivatedAt = req.Admin, now.Unix()
 	b, err := json.Marshal(rec)
@@ -668,7 +677,7 @@ func (s *Server) handleActivateHold(w http.ResponseWriter, r *http.Request, _ pr
 		return err
 	}
 	h, dev, err := hs.ActivateHold(r.Context(), id, h.Version, b, req.IdentityKey,
-		store.NewDevice{RegistrationID: req.RegistrationID, CredentialHash: CredentialHash(cred), PreKeys: up, Now: now})
+		store.NewDevice{RegistrationID: req.RegistrationID, CredentialHash: req.CredentialHash, PreKeys: up, Now: now})
 	if errors.Is(err, store.ErrConflict) {
 		return errHoldNotPending
 	} else if errors.Is(err, store.ErrNotFound) {
@@ -676,13 +685,22 @@ func (s *Server) handleActivateHold(w http.ResponseWriter, r *http.Request, _ pr
 	} else if err != nil {
 		return err
 	}
+	s.auditEvent("legal_hold_activated", &h.Account, dev.DeviceID, "hold", hex.EncodeToString(id[:]), "admin", req.Admin)
+	s.log.Warn("server: legal hold activated; a compliance device joined the account", "account", s.keys.logID(h.Account), "device", dev.DeviceID)
+	return s.answerActivation(w, r, h)
+}
+
+// answerActivation tells the compliance device of an active hold which
+// device it is, with its certificate.
+func (s *Server) answerActivation(w http.ResponseWriter, r *http.Request, h store.Hold) error {
+	acc, err := s.st.Account(r.Context(), h.Account)
+	if err != nil {
+		return err
+	}
 	cert, err := s.holdCert(h)
 	if err != nil {
 		return err
 	}
-	s.auditEvent("legal_hold_activated", &h.Account, dev.DeviceID, "hold", hex.EncodeToString(id[:]), "admin", req.Admin)
-	s.log.Warn("server: legal hold activated; a compliance device joined the account", "account", s.keys.logID(h.Account), "device", dev.DeviceID)
-	writeJSON(w, http.StatusCreated, activateResponse{AccountID: h.Account.String(), Username: acc.Username, DeviceID: dev.DeviceID,
-		Credential: base64.StdEncoding.EncodeToString(cred), Certificate: cert})
+	writeJSON(w, http.StatusCreated, activateResponse{AccountID: h.Account.String(), Username: acc.Username, DeviceID: h.DeviceID, Certificate: cert})
 	return nil
 }
