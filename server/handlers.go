@@ -182,9 +182,7 @@ func (s *Server) handleRemoveDevice(w http.ResponseWriter, r *http.Request, p pr
 	if !ok {
 		return badRequest("invalid_device_id", "The device id in the path must be a positive decimal number.")
 	}
-	if certs, err := s.complianceCerts(r.Context(), p.account); err != nil {
-		return err
-	} else if certs[dev] != nil {
+	if d, err := s.st.Device(r.Context(), p.account, dev); err == nil && d.Compliance {
 		return errComplianceDev
 	}
 	if err := s.st.RemoveDevice(r.Context(), p.account, dev); errors.Is(err, store.ErrNotFound) {

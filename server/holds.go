@@ -346,40 +346,21 @@ func (a *HoldAdmin) Approve(ctx context.Context, key *legalhold.AdminKey, id [16
 	} else if v == string(HoldsNever) {
 		return nil, ErrHoldsDisabled
 	}
-	for {
-		h, err := hs.Hold(ctx, id)
-		if err != nil {
-			return nil, err
-		}
+	now := a.now()
+	return a.change(ctx, hs, id, "legal_hold_approved", key, func(h store.Hold, rec *holdRecord) error {
 		if h.State != store.HoldPending {
-			return nil, fmt.Errorf("%w: it is %s", ErrHoldState, h.State)
-		}
-		rec, err := decodeRecord(h)
-		if err != nil {
-			return nil, err
+			return fmt.Errorf("%w: it is %s", ErrHoldState, h.State)
 		}
 		for _, ap := range rec.Approvals {
 			if ap.Admin == key.Name {
-				return nil, fmt.Errorf("%s already approved this hold: a second administrator must approve it", key.Name)
+				return fmt.Errorf("%s already approved this hold: a second administrator must approve it", key.Name)
 			}
 		}
-		rec.Approvals = append(rec.Approvals, holdApproval{Admin: key.Name, Signature: key.Sign(rec.request(h).Message()), At: a.now().Unix()})
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		h, err = hs.UpdateHoldRecord(ctx, id, h.Version, b, a.now())
-		if errors.Is(err, store.ErrConflict) {
-			continue // someone else changed it meanwhile: read again
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := a.record(ctx, "legal_hold_approved", h, map[string]string{"admin": key.Name}); err != nil {
-			return nil, err
-		}
-		return holdInfo(h, a.Admins, a.needed())
-	}
+		rec.Approvals = append(rec.Approvals, holdApproval{Admin: key.Name, Signature: key.Sign(rec.request(h).Message()), At: now.Unix()})
+		return nil
+	}, func(h store.Hold, b []byte) (store.Hold, error) {
+		return hs.UpdateHoldRecord(ctx, id, h.Version, b, now)
+	})
 }
 
 // Lift ends a hold: its compliance device (if it registered) is removed
@@ -396,33 +377,47 @@ func (a *HoldAdmin) Lift(ctx context.Context, key *legalhold.AdminKey, id [16]by
 	if err := validReason(reason); err != nil {
 		return nil, err
 	}
+	now := a.now().UTC().Truncate(time.Second)
+	return a.change(ctx, hs, id, "legal_hold_lifted", key, func(h store.Hold, rec *holdRecord) error {
+		if h.State == store.HoldLifted {
+			return fmt.Errorf("%w: it was lifted already", ErrHoldState)
+		}
+		rec.LiftedBy, rec.LiftedAt, rec.LiftReason = key.Name, now.Unix(), reason
+		rec.LiftSig = key.Sign(legalhold.LiftMessage(h.ID, reason, now))
+		return nil
+	}, func(h store.Hold, b []byte) (store.Hold, error) { return hs.LiftHold(ctx, id, h.Version, b, now) })
+}
+
+// change applies an administrator's change to a hold with compare and
+// swap: read the hold, let edit check it and change its record, store
+// it with apply (at the version read), and start over if someone else
+// changed the hold meanwhile; then record the event typ in the audit log.
+func (a *HoldAdmin) change(ctx context.Context, hs store.LegalHolds, id [16]byte, typ string, key *legalhold.AdminKey,
+	edit func(store.Hold, *holdRecord) error, apply func(store.Hold, []byte) (store.Hold, error)) (*HoldInfo, error) {
 	for {
 		h, err := hs.Hold(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if h.State == store.HoldLifted {
-			return nil, fmt.Errorf("%w: it was lifted already", ErrHoldState)
-		}
 		rec, err := decodeRecord(h)
 		if err != nil {
 			return nil, err
 		}
-		now := a.now().UTC().Truncate(time.Second)
-		rec.LiftedBy, rec.LiftedAt, rec.LiftReason = key.Name, now.Unix(), reason
-		rec.LiftSig = key.Sign(legalhold.LiftMessage(h.ID, reason, now))
+		if err := edit(h, rec); err != nil {
+			return nil, err
+		}
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return nil, err
 		}
-		h, err = hs.LiftHold(ctx, id, h.Version, b, now)
+		h, err = apply(h, b)
 		if errors.Is(err, store.ErrConflict) {
-			continue
+			continue // changed meanwhile: read again
 		}
 		if err != nil {
 			return nil, err
 		}
-		if err := a.record(ctx, "legal_hold_lifted", h, map[string]string{"admin": key.Name}); err != nil {
+		if err := a.record(ctx, typ, h, map[string]string{"admin": key.Name}); err != nil {
 			return nil, err
 		}
 		return holdInfo(h, a.Admins, a.needed())

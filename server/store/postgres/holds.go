@@ -61,15 +61,7 @@ func lockHold(ctx context.Context, tx pgx.Tx, id [16]byte, version int64, states
 	if err != nil {
 		return h, err
 	}
-	if h.Version != version {
-		return h, fmt.Errorf("%w: hold is at version %d, not %d", store.ErrConflict, h.Version, version)
-	}
-	for _, s := range states {
-		if h.State == s {
-			return h, nil
-		}
-	}
-	return h, fmt.Errorf("%w: hold is %s", store.ErrConflict, h.State)
+	return h, rules.CheckHold(&h, version, states...)
 }
 
 // CreateHold implements [store.LegalHolds].

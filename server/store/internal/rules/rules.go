@@ -215,6 +215,18 @@ func Second(t time.Time) int64 {
 // ValidateNewHold checks a hold about to be created: it must start
 // pending. Version, DeviceID and IdentityKey are not taken from the
 // caller (a new hold is at version 1 with no compliance device).
+// CheckHold is the compare-and-swap rule of the hold changes: the hold
+// must still be at version and in one of states, else ErrConflict.
+func CheckHold(h *store.Hold, version int64, states ...store.HoldState) error {
+	if h.Version != version {
+		return fmt.Errorf("%w: hold is at version %d, not %d", store.ErrConflict, h.Version, version)
+	}
+	if !slices.Contains(states, h.State) {
+		return fmt.Errorf("%w: hold is %s", store.ErrConflict, h.State)
+	}
+	return nil
+}
+
 func ValidateNewHold(h *store.Hold) error {
 	if h.State != store.HoldPending {
 		return fmt.Errorf("%w: a new hold must be pending, not %q", store.ErrInvalid, h.State)
