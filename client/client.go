@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
@@ -122,8 +123,8 @@ type Client struct {
 
 	// compliance: this is the compliance device of a legal hold
 	// (RegisterCompliance): it receives and never sends.
-	compliance bool
-	holdClock
+	compliance    bool
+	lastHoldCheck atomic.Int64 // UnixNano of the last RefreshHolds (0: never)
 
 	mu         sync.Mutex
 	closed     bool

@@ -453,11 +453,11 @@ func (c *Client) Group(ctx context.Context, group string) (Group, error) {
 		}
 		g.Members = append(g.Members, GroupMember{Account: m, Username: u, Admin: st.IsAdmin(m)})
 	}
-	holds, err := c.LegalHolds(ctx)
+	hs, err := c.store.Holds(ctx)
 	if err != nil {
 		return Group{}, err
 	}
-	for _, h := range holds {
+	for _, h := range c.namedHolds(hs, names) {
 		if h.Self || st.IsMember(h.AccountID) {
 			g.Holds = append(g.Holds, h)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
@@ -261,6 +260,11 @@ func (c *Client) LegalHolds(ctx context.Context) ([]LegalHold, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.namedHolds(hs, names), nil
+}
+
+// namedHolds turns stored holds into LegalHolds with usernames.
+func (c *Client) namedHolds(hs []devicestore.Hold, names map[string]string) []LegalHold {
 	out := make([]LegalHold, 0, len(hs))
 	for _, h := range hs {
 		lh := c.legalHold(h)
@@ -270,7 +274,18 @@ func (c *Client) LegalHolds(ctx context.Context) ([]LegalHold, error) {
 		}
 		out = append(out, *lh)
 	}
-	return out, nil
+	return out
+}
+
+// onlyWith keeps the holds on this account and on peer.
+func onlyWith(all []LegalHold, peer string) []LegalHold {
+	var out []LegalHold
+	for _, h := range all {
+		if h.Self || h.AccountID == peer {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // ConversationHolds returns the legal holds that concern a conversation
@@ -293,31 +308,16 @@ func (c *Client) ConversationHolds(ctx context.Context, conversation string) ([]
 // holdsFor returns the holds on the participants of the conversation
 // with key (a peer account, or "g:" and a group id).
 func (c *Client) holdsFor(ctx context.Context, key string) ([]LegalHold, error) {
-	all, err := c.LegalHolds(ctx)
-	if err != nil || len(all) == 0 {
-		return nil, err
-	}
 	if strings.HasPrefix(key, groupPrefix) {
 		g, err := c.Group(ctx, key)
 		return g.Holds, err
 	}
-	in := map[string]bool{c.self.AccountID: true, key: true}
-	var out []LegalHold
-	for _, h := range all {
-		if in[h.AccountID] {
-			out = append(out, h)
-		}
-	}
-	return out, nil
+	all, err := c.LegalHolds(ctx)
+	return onlyWith(all, key), err
 }
 
 // holdsDue reports whether Receive should refresh the holds now.
 func (c *Client) holdsDue() bool {
 	last := c.lastHoldCheck.Load()
 	return last == 0 || time.Since(time.Unix(0, last)) >= holdRefreshEvery
-}
-
-// holdClock is embedded in Client.
-type holdClock struct {
-	lastHoldCheck atomic.Int64 // UnixNano of the last RefreshHolds (0: never)
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -63,16 +64,23 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 		return nil, err
 	}
 	out := make([]Conversation, 0, len(cs))
-	holds, err := c.store.Holds(ctx)
+	hs, err := c.store.Holds(ctx)
 	if err != nil {
 		return nil, err
 	}
+	holds := c.namedHolds(hs, names)
 	for _, cv := range cs {
 		conv := Conversation{ID: cv.ID, Peer: names[cv.Peer], PeerAccount: cv.Peer, LastActivity: cv.LastActivityAt}
-		if len(holds) > 0 {
-			if conv.Holds, err = c.holdsFor(ctx, cv.Peer); err != nil {
+		switch {
+		case len(holds) == 0:
+		case strings.HasPrefix(cv.Peer, groupPrefix):
+			g, err := c.Group(ctx, cv.Peer)
+			if err != nil && !errors.Is(err, ErrNoSuchGroup) {
 				return nil, err
 			}
+			conv.Holds = g.Holds
+		default:
+			conv.Holds = onlyWith(holds, cv.Peer)
 		}
 		out = append(out, conv)
 	}

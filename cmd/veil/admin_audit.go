@@ -117,15 +117,16 @@ func (f *auditFlags) auditStore(ctx context.Context) (store.AuditLog, func(), er
 	return s, func() { s.Close() }, nil
 }
 
-// record appends an admin event; failing to is an error (the action
-// happened but is not in the log: the operator must know).
-func recordAdmin(ctx context.Context, log store.AuditLog, k *audit.Keys, typ string, details map[string]string, stderr io.Writer) error {
+// recordAdmin appends an admin event, about acct when it is not nil;
+// failing to is an error (the action happened but is not in the log: the
+// operator must know).
+func recordAdmin(ctx context.Context, log store.AuditLog, k *audit.Keys, typ string, acct *store.AccountID, details map[string]string, stderr io.Writer) error {
 	if k == nil {
 		fmt.Fprintf(stderr, "note: no server secret, so this %s is not recorded in the audit log\n", strings.ReplaceAll(typ, "_", " "))
 		return nil
 	}
 	rec := &audit.Recorder{Log: log, Keys: k}
-	if _, err := rec.Record(ctx, audit.Event{Type: typ, Details: details}); err != nil {
+	if _, err := rec.Record(ctx, audit.Event{Type: typ, Account: acct, Details: details}); err != nil {
 		return fmt.Errorf("recording %s in the audit log: %w", typ, err)
 	}
 	return nil
@@ -174,7 +175,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		if !rep.OK {
 			result = "failed"
 		}
-		if err := recordAdmin(ctx, log, k, audit.AdminAuditVerify, map[string]string{"result": result, "head": strconv.FormatUint(rep.HeadSeq, 10)}, stderr); err != nil {
+		if err := recordAdmin(ctx, log, k, audit.AdminAuditVerify, nil, map[string]string{"result": result, "head": strconv.FormatUint(rep.HeadSeq, 10)}, stderr); err != nil {
 			return err
 		}
 	}
@@ -246,7 +247,7 @@ func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 	}
-	if err := recordAdmin(ctx, log, k, audit.AdminAuditExport, map[string]string{"entries": strconv.FormatUint(n, 10)}, stderr); err != nil {
+	if err := recordAdmin(ctx, log, k, audit.AdminAuditExport, nil, map[string]string{"entries": strconv.FormatUint(n, 10)}, stderr); err != nil {
 		return err
 	}
 	if fh != nil {

@@ -191,90 +191,69 @@ func holdErr(err error) error {
 	return err
 }
 
-func runHoldRequest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newHoldFlags("request", stderr, true)
-	reason := fs.String("reason", "", "why (recorded with the hold and shown to administrators; required)")
-	pos, err := parseAdmin(fs, args, 1, 1, "ACCOUNT")
-	if err != nil {
-		return err
+// holdChange is request, approve and lift: one positional argument
+// (parsed by parse), the administrator's key, the database; act does the
+// change, and the hold is printed.
+func holdChange[ID any](ctx context.Context, args []string, stdout, stderr io.Writer, name, posName, reasonHelp string,
+	parse func(string) (ID, error), act func(*server.HoldAdmin, *legalhold.AdminKey, ID, string) (*server.HoldInfo, error)) (*server.HoldInfo, *holdFlags, error) {
+	fs, f := newHoldFlags(name, stderr, true)
+	var reason *string
+	if reasonHelp != "" {
+		reason = fs.String("reason", "", reasonHelp)
 	}
-	id, err := parseAccountArg(pos[0])
+	pos, err := parseAdmin(fs, args, 1, 1, posName)
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	id, err := parse(pos[0])
+	if err != nil {
+		return nil, nil, err
 	}
 	key, err := loadAdminKey(f.key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	t, done, err := f.tool(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer done()
-	h, err := t.Request(ctx, key, id, *reason)
+	r := ""
+	if reason != nil {
+		r = *reason
+	}
+	h, err := act(t, key, id, r)
 	if err != nil {
-		return holdErr(err)
+		return nil, nil, holdErr(err)
 	}
-	if err := printHold(stdout, f, h); err != nil {
-		return err
-	}
-	if !f.json {
+	return h, f, printHold(stdout, f, h)
+}
+
+func runHoldRequest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	h, f, err := holdChange(ctx, args, stdout, stderr, "request", "ACCOUNT", "why (recorded with the hold and shown to administrators; required)", parseAccountArg,
+		func(t *server.HoldAdmin, key *legalhold.AdminKey, id store.AccountID, reason string) (*server.HoldInfo, error) {
+			return t.Request(ctx, key, id, reason)
+		})
+	if err == nil && !f.json {
 		fmt.Fprintf(stdout, "next: another administrator runs 'veil admin legal-hold approve %s'\n", h.ID)
 	}
-	return nil
+	return err
 }
 
 func runHoldApprove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newHoldFlags("approve", stderr, true)
-	pos, err := parseAdmin(fs, args, 1, 1, "HOLD")
-	if err != nil {
-		return err
-	}
-	id, err := server.ParseHoldID(pos[0])
-	if err != nil {
-		return err
-	}
-	key, err := loadAdminKey(f.key)
-	if err != nil {
-		return err
-	}
-	t, done, err := f.tool(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	h, err := t.Approve(ctx, key, id)
-	if err != nil {
-		return holdErr(err)
-	}
-	return printHold(stdout, f, h)
+	_, _, err := holdChange(ctx, args, stdout, stderr, "approve", "HOLD", "", server.ParseHoldID,
+		func(t *server.HoldAdmin, key *legalhold.AdminKey, id [16]byte, _ string) (*server.HoldInfo, error) {
+			return t.Approve(ctx, key, id)
+		})
+	return err
 }
 
 func runHoldLift(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newHoldFlags("lift", stderr, true)
-	reason := fs.String("reason", "", "why the hold ends (recorded; required)")
-	pos, err := parseAdmin(fs, args, 1, 1, "HOLD")
-	if err != nil {
-		return err
-	}
-	id, err := server.ParseHoldID(pos[0])
-	if err != nil {
-		return err
-	}
-	key, err := loadAdminKey(f.key)
-	if err != nil {
-		return err
-	}
-	t, done, err := f.tool(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	h, err := t.Lift(ctx, key, id, *reason)
-	if err != nil {
-		return holdErr(err)
-	}
-	return printHold(stdout, f, h)
+	_, _, err := holdChange(ctx, args, stdout, stderr, "lift", "HOLD", "why the hold ends (recorded; required)", server.ParseHoldID,
+		func(t *server.HoldAdmin, key *legalhold.AdminKey, id [16]byte, reason string) (*server.HoldInfo, error) {
+			return t.Lift(ctx, key, id, reason)
+		})
+	return err
 }
 
 func runHoldList(ctx context.Context, args []string, stdout, stderr io.Writer) error {

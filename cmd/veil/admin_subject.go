@@ -47,28 +47,20 @@ func parseAccountArg(s string) (store.AccountID, error) {
 }
 
 // auditAccount records an admin action about an account in the audit
-// log (under its pseudonym). Without the server secret it says so on
-// stderr and goes on: the action happened, the operator must know it is
-// not in the log.
+// log (under its pseudonym), as recordAdmin does; without the server
+// secret it says so and goes on.
 func auditAccount(ctx context.Context, st store.Store, secretPath string, typ string, id store.AccountID, stderr io.Writer) error {
-	secret, err := loadSecret(secretPath, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "note: no server secret (%v), so this %s is not recorded in the audit log\n", err, strings.ReplaceAll(typ, "_", " "))
-		return nil
-	}
-	k, err := audit.DeriveKeys(secret)
-	if err != nil {
-		return err
+	var k *audit.Keys
+	if secret, err := loadSecret(secretPath, false); err == nil {
+		if k, err = audit.DeriveKeys(secret); err != nil {
+			return err
+		}
 	}
 	al, ok := st.(store.AuditLog)
 	if !ok {
-		return nil
+		return fmt.Errorf("%w: the store has no audit log", server.ErrConfig)
 	}
-	rec := &audit.Recorder{Log: al, Keys: k}
-	if _, err := rec.Record(ctx, audit.Event{Type: typ, Account: &id, Details: map[string]string{"by": "admin"}}); err != nil {
-		return fmt.Errorf("recording %s in the audit log: %w", typ, err)
-	}
-	return nil
+	return recordAdmin(ctx, al, k, typ, &id, map[string]string{"by": "admin"}, stderr)
 }
 
 func runAdminExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -361,8 +361,9 @@ func printEvent(w io.Writer, ev client.Event, asJSON bool) {
 		case client.EventUndecryptable:
 			printJSON(w, map[string]any{"type": "undecryptable", "contact": who})
 		case client.EventLegalHold, client.EventLegalHoldLifted:
-			printJSON(w, map[string]any{"type": ev.Kind.String(), "contact": who, "self": ev.Hold.Self, "hold": ev.Hold.HoldID,
-				"device": ev.Hold.DeviceID, "since": ev.Hold.Since.UTC().Format(time.RFC3339)})
+			h := *ev.Hold
+			h.Username = who
+			printJSON(w, holdJSON(ev.Kind.String(), h))
 		}
 		return
 	}
@@ -800,6 +801,12 @@ func runRead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// holdJSON is a legal hold as the --json output gives it.
+func holdJSON(typ string, h client.LegalHold) map[string]any {
+	return map[string]any{"type": typ, "account_id": h.AccountID, "contact": h.Username, "self": h.Self, "hold": h.HoldID,
+		"device": h.DeviceID, "since": h.Since.UTC().Format(time.RFC3339)}
+}
+
 // printHolds shows the legal holds that concern a conversation, first
 // and always (docs/COMPLIANCE.md).
 func printHolds(ctx context.Context, c *client.Client, conversation string, w io.Writer, asJSON bool) error {
@@ -809,8 +816,7 @@ func printHolds(ctx context.Context, c *client.Client, conversation string, w io
 	}
 	for _, h := range hs {
 		if asJSON {
-			printJSON(w, map[string]any{"type": "legal_hold", "contact": h.Username, "self": h.Self, "hold": h.HoldID,
-				"device": h.DeviceID, "since": h.Since.UTC().Format(time.RFC3339)})
+			printJSON(w, holdJSON("legal_hold", h))
 		} else {
 			fmt.Fprintf(w, "! %s\n", h.Notice())
 		}
@@ -840,8 +846,7 @@ func runHolds(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.json {
 		out := make([]map[string]any, 0, len(hs))
 		for _, h := range hs {
-			out = append(out, map[string]any{"account_id": h.AccountID, "username": h.Username, "self": h.Self, "hold": h.HoldID,
-				"device": h.DeviceID, "since": h.Since.UTC().Format(time.RFC3339)})
+			out = append(out, holdJSON("legal_hold", h))
 		}
 		printJSON(stdout, out)
 		return nil

@@ -46,7 +46,14 @@ func TestAppendRead(t *testing.T) {
 			t.Fatalf("plaintext in %s", f)
 		}
 	}
+	// Nothing to append writes no segment and keeps the cursor.
 	if err := Append(dir, nil, org.Recipient()); err != nil {
 		t.Fatal(err)
+	}
+	if after, _ := filepath.Glob(filepath.Join(dir, "*")); len(after) != len(files) {
+		t.Fatalf("an empty append wrote files: %v", after)
+	}
+	if c, _ := Cursor(dir); c != 9 {
+		t.Fatalf("cursor %d after an empty append, want 9", c)
 	}
 }
