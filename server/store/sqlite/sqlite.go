@@ -34,6 +34,11 @@
 // machine lose power in that window, the write is lost although a reader
 // saw it, and its caller, never told it succeeded, retries.
 //
+// A commit reaches the WAL in one write: the connections open the
+// database through a VFS (walvfs.go) that gathers the frames SQLite
+// writes to the WAL and writes them out when the commit frame arrives,
+// before SQLite makes the commit visible to readers.
+//
 // # Schema
 //
 // Versioned migrations are embedded (migrations/*.sql) and applied in
@@ -143,7 +148,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		o(&cfg)
 	}
 	base := "file:" + strings.ReplaceAll(url.PathEscape(path), "%2F", "/") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(on)"
+		"?vfs=" + walVFSName + "&_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(on)"
 	// synchronous=NORMAL: the syncer makes each commit durable (see the
 	// package documentation). secure_delete: an acknowledged envelope's
 	// bytes are overwritten in the database file, not left in a free page.
