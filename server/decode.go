@@ -155,7 +155,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 			return nil, errUnsupportedMedia
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -164,6 +164,29 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 		return nil, badRequest("body_unreadable", "The request body could not be read.")
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll with the buffer sized from the declared length
+// (when it is within limit), so a body is read without regrowing.
+func readAll(rd io.Reader, declared, limit int64) ([]byte, error) {
+	if declared <= 0 || declared > limit {
+		return io.ReadAll(rd)
+	}
+	// One byte more than declared, so that reading to EOF needs no growth.
+	b := make([]byte, 0, declared+1)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: let append grow it
+		}
+	}
 }
 
 // decodeStrict decodes exactly one JSON object into dst, rejecting unknown
@@ -334,9 +357,12 @@ func parseUpload(body []byte) (store.PreKeyUpload, *apiError) {
 // parseSend decodes and validates a send; maxEnvelopes bounds the device
 // count.
 func parseSend(body []byte, maxEnvelopes int) (sendRequest, []store.OutgoingEnvelope, *apiError) {
-	var req sendRequest
-	if e := decodeStrict(body, &req); e != nil {
-		return req, nil, e
+	req, ok := decodeSendFast(body)
+	if !ok {
+		req = sendRequest{}
+		if e := decodeStrict(body, &req); e != nil {
+			return req, nil, e
+		}
 	}
 	if len(req.MessageID) != 16 {
 		return req, nil, badRequest("invalid_field", "Field \"message_id\" must be 16 bytes (24 characters of base64).")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -263,7 +264,6 @@ type delivery struct {
 	rescan   bool               // look below cursor too (a wake for an older seq)
 	more     bool               // the last fetch was cut short by the in-flight bound
 	emptied  bool               // queue_empty sent
-	buf      []byte             // frame encoding buffer, reused within a fill
 }
 
 const maxLatencySamples = 4096
@@ -394,9 +394,10 @@ func (d *delivery) pushDirect(ctx context.Context, le *localEnvelope, fillDue bo
 	if fillDue || d.rescan || d.more || e.Seq != d.cursor+1 || len(d.inflight) >= d.s.lim.MaxInFlight {
 		return false, nil
 	}
-	d.buf = appendEnvelopeFrame(d.buf[:0], e)
-	err = d.write(ctx, d.buf)
-	d.buf = nil
+	fb := frameBufs.Get().(*[]byte)
+	*fb = appendEnvelopeFrame((*fb)[:0], e)
+	err = d.write(ctx, *fb)
+	frameBufs.Put(fb)
 	if err != nil {
 		return false, err
 	}
@@ -481,8 +482,9 @@ func (d *delivery) fill(ctx context.Context) error {
 		return err
 	}
 	pushed := 0
-	// The buffer lives for one fill only: an idle connection keeps none.
-	defer func() { d.buf = nil }()
+	// Frame buffers are shared: an idle connection keeps none.
+	fb := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(fb)
 	for _, e := range envs {
 		if _, ok := d.inflight[e.Seq]; ok {
 			continue
@@ -490,8 +492,8 @@ func (d *delivery) fill(ctx context.Context) error {
 		if pushed == room {
 			break
 		}
-		d.buf = appendEnvelopeFrame(d.buf[:0], &e)
-		if err := d.write(ctx, d.buf); err != nil {
+		*fb = appendEnvelopeFrame((*fb)[:0], &e)
+		if err := d.write(ctx, *fb); err != nil {
 			return err
 		}
 		s.m.pushed.Inc()
@@ -508,6 +510,10 @@ func (d *delivery) fill(ctx context.Context) error {
 	}
 	return nil
 }
+
+// frameBufs holds buffers for encoding pushed frames (*[]byte); the
+// library has written a frame when Write returns.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // queueEmptyFrame is wsFrame{Type: "queue_empty"} encoded.
 var queueEmptyFrame = []byte(`{"type":"queue_empty"}`)

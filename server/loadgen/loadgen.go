@@ -240,15 +240,20 @@ func (r *Receivers) loop(ctx context.Context, c *websocket.Conn) {
 	defer r.wg.Done()
 	defer c.CloseNow()
 	ack := make([]byte, 0, 64)
+	var buf bytes.Buffer // reused: the load generator shares the CPU
 	for {
-		_, b, err := c.Read(ctx)
+		buf.Reset()
+		_, rd, err := c.Reader(ctx)
+		if err == nil {
+			_, err = buf.ReadFrom(rd)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				r.errs <- err
 			}
 			return
 		}
-		seq, stamp, ok := parseEnvelopeFrame(b)
+		seq, stamp, ok := parseEnvelopeFrame(buf.Bytes())
 		if !ok {
 			continue
 		}
