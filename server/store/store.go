@@ -274,11 +274,9 @@ type Store interface {
 	// Deliver checks the envelopes against the recipient's devices and
 	// stores them atomically. A repeated MessageID for the same recipient
 	// stores nothing and reports Duplicate: the store remembers a
-	// MessageID while any of its envelopes is queued and, after that,
-	// until Sweep's dedupCutoff passes the time it was first accepted.
-	// The dedup window therefore only needs to outlast a client's retries
-	// of a send that was already delivered (days, not the envelope
-	// lifetime); each accepted message costs one small row for it. Errors:
+	// MessageID until both of Sweep's cutoffs have passed the time it was
+	// first accepted, so also while any of its envelopes is queued. Each
+	// accepted message costs one small row for that time. Errors:
 	// *DeviceMismatchError, ErrNotFound (no such recipient), ErrQueueFull,
 	// ErrInvalid (an envelope with nil Content, or the same device twice).
 	Deliver(ctx context.Context, s Send) (SendResult, error)
@@ -292,10 +290,12 @@ type Store interface {
 	QueueDepth(ctx context.Context, account AccountID, deviceID uint32) (int, error)
 
 	// Sweep deletes envelopes received before envelopeCutoff and
-	// idempotency records older than dedupCutoff; it returns how many
-	// envelopes it deleted. It also drops rate-limit buckets that were
-	// already full again before dedupCutoff (a full bucket and a missing
-	// one behave the same).
+	// idempotency records older than both cutoffs; it returns how many
+	// envelopes it deleted. (A store may keep an envelope that was stored
+	// after a newer one — the clock stepped back — until that one expires
+	// too.) It also drops rate-limit buckets that were already full
+	// again before dedupCutoff (a full bucket and a missing one behave
+	// the same).
 	Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error)
 
 	// TakeToken spends one token from the bucket named key (an opaque,

@@ -501,7 +501,7 @@ func (s *Store) Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time
 			return err
 		}
 		n = tag.RowsAffected()
-		if _, err := tx.Exec(ctx, `DELETE FROM idempotency WHERE created_minute < $1`, dedupCutoff.Unix()); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM idempotency WHERE created_minute < $1`, rules.DedupCutoff(envelopeCutoff, dedupCutoff).Unix()); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM rate_limits WHERE tat < $1`, dedupCutoff.UnixNano())

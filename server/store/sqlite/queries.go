@@ -371,33 +371,26 @@ func (s *Store) TakeBundles(ctx context.Context, account store.AccountID, device
 	return out, nil
 }
 
-// dupExpr is true when a send's message id was accepted before for the
-// recipient (arguments: dedup key, recipient, message id).
-const dupExpr = `EXISTS (SELECT 1 FROM idempotency WHERE key = ?) OR EXISTS (SELECT 1 FROM envelopes WHERE account_id = ? AND message_id = ?)`
-
 // queryDeviceSeqs lists an account's devices in device order with each
-// one's last assigned seq and, in the same statement, checks whether the
-// message id is a duplicate (dup is false when there is no device row to
-// carry the answer). Inside the writer's transaction the values are
-// current: no other connection writes.
-func queryDeviceSeqs(ctx context.Context, tx *wtx, acc store.AccountID, key []byte, msg [16]byte) (devs []rules.DeviceReg, last map[uint32]int64, dup bool, err error) {
-	rows, err := tx.QueryContext(ctx, `SELECT device_id, registration_id, last_seq, `+dupExpr+`
-		FROM devices WHERE account_id = ? ORDER BY device_id`, key, acc[:], msg[:], acc[:])
+// one's last assigned seq. Inside the writer's transaction the values
+// are current: no other connection writes.
+func queryDeviceSeqs(ctx context.Context, tx *wtx, acc store.AccountID) (devs []rules.DeviceReg, last map[uint32]int64, err error) {
+	rows, err := tx.QueryContext(ctx, `SELECT device_id, registration_id, last_seq FROM devices WHERE account_id = ? ORDER BY device_id`, acc[:])
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	last = make(map[uint32]int64, 2)
 	for rows.Next() {
 		var d rules.DeviceReg
 		var seq int64
-		if err := rows.Scan(&d.DeviceID, &d.RegistrationID, &seq, &dup); err != nil {
-			return nil, nil, false, err
+		if err := rows.Scan(&d.DeviceID, &d.RegistrationID, &seq); err != nil {
+			return nil, nil, err
 		}
 		devs = append(devs, d)
 		last[d.DeviceID] = seq
 	}
-	return devs, last, dup, rows.Err()
+	return devs, last, rows.Err()
 }
 
 func queryDevices(ctx context.Context, tx *wtx, q string, args ...any) ([]rules.DeviceReg, error) {
@@ -429,19 +422,22 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 	var res store.SendResult
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
 		res = store.SendResult{}
-		devs, last, dup, err := queryDeviceSeqs(ctx, tx, snd.Recipient, key, snd.MessageID)
+		// The idempotency record doubles as the duplicate check: it is
+		// kept while any envelope of the message may be queued (see
+		// sweep). A send refused below is rolled back with its record.
+		ins, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key, created_minute) VALUES (?, ?) ON CONFLICT DO NOTHING`, key, minute)
 		if err != nil {
 			return err
 		}
-		if len(devs) == 0 {
-			// No device row carried the duplicate check.
-			if err := tx.QueryRowContext(ctx, `SELECT `+dupExpr, key, snd.Recipient[:], snd.MessageID[:]).Scan(&dup); err != nil {
-				return err
-			}
-		}
-		if dup {
+		if n, err := ins.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			res.Duplicate = true
 			return nil
+		}
+		devs, last, err := queryDeviceSeqs(ctx, tx, snd.Recipient)
+		if err != nil {
+			return err
 		}
 		if len(devs) == 0 {
 			var one int
@@ -463,9 +459,6 @@ func (s *Store) Deliver(ctx context.Context, snd store.Send) (store.SendResult, 
 					return err
 				}
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency (key, created_minute) VALUES (?, ?)`, key, minute); err != nil {
-			return err
 		}
 		var sender []byte
 		var senderDev any
@@ -609,14 +602,23 @@ func (s *Store) Sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time
 func (s *Store) sweep(ctx context.Context, envelopeCutoff, dedupCutoff time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx *wtx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE received_minute < ?`, envelopeCutoff.Unix())
+		// Envelopes are inserted in rowid order and received_minute
+		// follows the clock, so the expired ones are the rows before the
+		// first that is not: found without an index on received_minute
+		// (one less index to keep on every send and ack). Should the
+		// clock have stepped back, rows behind a newer one wait for it.
+		res, err := tx.ExecContext(ctx, `DELETE FROM envelopes WHERE received_minute < ?1
+			AND id < coalesce((SELECT id FROM envelopes WHERE received_minute >= ?1 ORDER BY id LIMIT 1), 9223372036854775807)`,
+			envelopeCutoff.Unix())
 		if err != nil {
 			return err
 		}
 		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE created_minute < ?`, dedupCutoff.Unix()); err != nil {
+		// An idempotency record is Deliver's only duplicate check, so
+		// it stays until both cutoffs pass (see store.Store.Deliver).
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE created_minute < ?`, rules.DedupCutoff(envelopeCutoff, dedupCutoff).Unix()); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM rate_limits WHERE tat < ?`, dedupCutoff.UnixNano())

@@ -850,8 +850,15 @@ func testDedupWindow(t *testing.T, open func(t *testing.T) store.Store) {
 	if res := deliver(t, s, send(1, alice, bob, 1)); !res.Duplicate {
 		t.Fatal("a queued message was accepted again after its dedup record expired")
 	}
-	// Delivered and past the window: the id is forgotten, and accepted.
+	// Delivered, then past both cutoffs: the id is forgotten, and
+	// accepted.
 	if err := s.Ack(ctx(t), bob, 1, r.Seqs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if res := deliver(t, s, send(1, alice, bob, 1)); !res.Duplicate {
+		t.Fatal("a delivered message id was forgotten before the envelope cutoff passed it")
+	}
+	if _, err := s.Sweep(ctx(t), Epoch.Add(time.Hour), Epoch.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if res := deliver(t, s, send(1, alice, bob, 1)); res.Duplicate {
@@ -1218,6 +1225,18 @@ func testSweep(t *testing.T, open func(t *testing.T) store.Store) {
 	// Expired but not past the dedup window: still a duplicate.
 	if r := deliver(t, s, send(1, alice, bob, 1)); !r.Duplicate {
 		t.Fatal("an expired message id was forgotten before its dedup window")
+	}
+	// The clock stepped back: an old envelope stored after a current
+	// one. It may wait for the current one, but the current one stays.
+	back := send(4, alice, bob, 1)
+	back.Now = Epoch.Add(-40 * 24 * time.Hour)
+	deliver(t, s, back)
+	if _, err := s.Sweep(ctx(t), Epoch.Add(-30*24*time.Hour), Epoch.Add(-60*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	envs = pending(t, s, bob, 1)
+	if len(envs) == 0 || envs[0].MessageID != MsgID(3) {
+		t.Fatalf("after a sweep with the clock stepped back: %d envelopes left, want message 3 first", len(envs))
 	}
 }
 

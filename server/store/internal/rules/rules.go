@@ -58,6 +58,16 @@ type DeviceReg struct {
 	RegistrationID uint32
 }
 
+// DedupCutoff is the cutoff for idempotency records in a sweep: the
+// earlier of the two, so a record outlives every envelope of its message
+// (which Deliver relies on to recognise a repeat while it is queued).
+func DedupCutoff(envelopeCutoff, dedupCutoff time.Time) time.Time {
+	if envelopeCutoff.Before(dedupCutoff) {
+		return envelopeCutoff
+	}
+	return dedupCutoff
+}
+
 // ValidateSend rejects a send that breaks the contract independently of
 // stored state: an envelope without content, or one device addressed
 // twice.
