@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -8,11 +9,12 @@ import (
 	"github.com/veil-e2ee/veil/server/store/storetest"
 )
 
-// TestDeliverBatch runs one batch through veil_deliver_many directly and
+// TestDeliverBatch runs one batch through deliverBatch directly and
 // checks it is answered from the batch (not by the per-send fallback),
 // with per-send results: two sends to one recipient get consecutive
-// seqs, a repeated message id in the same batch is a duplicate, and a
-// mismatch or an unknown recipient fails only its own send.
+// seqs, a repeated message id in the same batch is a duplicate, a
+// mismatch or an unknown recipient fails only its own send, and a queue
+// bound counts the envelopes the same batch queued before.
 func TestDeliverBatch(t *testing.T) {
 	s, err := Open(t.Context(), pgtest.DSN(t))
 	if err != nil {
@@ -30,7 +32,13 @@ func TestDeliverBatch(t *testing.T) {
 		return &deliverReq{done: make(chan deliverAns, 1), snd: &store.Send{MessageID: storetest.MsgID(msg), Recipient: to, Now: storetest.Epoch,
 			Envelopes: []store.OutgoingEnvelope{{DeviceID: 1, RegistrationID: uint32(reg), Type: 1, Content: []byte("c")}}}}
 	}
-	reqs := []*deliverReq{send(carol, 1, 7), send(bob, 2, 7), send(bob, 3, 7), send(bob, 2, 7), send(bob, 4, 8), send(storetest.ID(9), 5, 7)}
+	bounded := func(msg int) *deliverReq {
+		r := send(carol, msg, 7)
+		r.snd.MaxQueue = 2
+		return r
+	}
+	reqs := []*deliverReq{send(carol, 1, 7), send(bob, 2, 7), send(bob, 3, 7), send(bob, 2, 7), send(bob, 4, 8), send(storetest.ID(9), 5, 7),
+		bounded(6), bounded(7)}
 	batch := append([]*deliverReq(nil), reqs...)
 	s.deliverBatch(batch)
 	var got []deliverAns
@@ -58,5 +66,16 @@ func TestDeliverBatch(t *testing.T) {
 	}
 	if n, err := s.QueueDepth(t.Context(), bob, 1); err != nil || n != 2 {
 		t.Errorf("bob's queue: %d, %v", n, err)
+	}
+	// carol's queue holds message 1; message 6 fills it to the bound of
+	// 2, message 7 finds it full.
+	if got[6].err != nil || len(got[6].res.Seqs) != 1 || got[6].res.Seqs[0] != 2 {
+		t.Errorf("carol, second: %+v", got[6])
+	}
+	if !errors.Is(got[7].err, store.ErrQueueFull) {
+		t.Errorf("carol, past the bound: %+v", got[7])
+	}
+	if n, err := s.QueueDepth(t.Context(), carol, 1); err != nil || n != 2 {
+		t.Errorf("carol's queue: %d, %v", n, err)
 	}
 }

@@ -19,9 +19,10 @@
 //     "after n" skips nothing. (A global sequence would not give this: a
 //     transaction holding seq 5 may commit after one holding seq 6.)
 //   - Sends are stored in batches (deliverer.go): concurrent Deliver
-//     calls share one call of veil_deliver_many, one transaction and one
-//     commit. A batch orders its sends by recipient, so batches lock
-//     device rows in one global order and cannot deadlock one another.
+//     calls share one transaction of a fixed number of statements and
+//     one commit. A batch locks the device rows of all its recipients in
+//     one statement ordered by (account, device), so batches lock device
+//     rows in one global order and cannot deadlock one another.
 //   - Acks are group-committed too (acker.go): one DELETE for every ack
 //     waiting, from any device.
 //   - Rate-limit buckets are one atomic upsert.
