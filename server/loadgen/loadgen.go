@@ -54,6 +54,9 @@ func (d Device) auth() string {
 type Client struct {
 	Base string
 	HTTP *http.Client
+	// sends carries Send's requests (sendconn.go); nil for a base URL
+	// other than http://host:port, and then Send uses HTTP.
+	sends *sendConns
 }
 
 // NewClient returns a client for the server at base (http://host:port).
@@ -61,7 +64,7 @@ func NewClient(base string, conns int) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = conns
 	tr.MaxIdleConns = conns
-	return &Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sends: newSendConns(base, conns)}
 }
 
 func (c *Client) call(ctx context.Context, method, path string, d *Device, body any) (int, []byte, error) {
@@ -92,6 +95,28 @@ func (c *Client) call(ctx context.Context, method, path string, d *Device, body 
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, b, err
+}
+
+// put sends a PUT with a JSON body over a lean connection when it can.
+func (c *Client) put(ctx context.Context, path string, d *Device, body []byte) (int, []byte, error) {
+	if c.sends == nil {
+		return c.call(ctx, "PUT", path, d, json.RawMessage(body))
+	}
+	sc, err := c.sends.get(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	code, resp, keep, err := sc.do(ctx, c.sends.host, path, d.auth(), body)
+	if err != nil || !keep {
+		sc.c.Close()
+		if err != nil {
+			return 0, nil, err
+		}
+		return code, resp, nil
+	}
+	out := append([]byte(nil), resp...)
+	c.sends.put(sc)
+	return code, out, nil
 }
 
 func rnd(n int) []byte {
@@ -155,7 +180,7 @@ func (c *Client) Send(ctx context.Context, from, to Device) error {
 	b = append(b, `,"type":1,"content":"`...)
 	b = base64.StdEncoding.AppendEncode(b, content)
 	b = append(b, `"}]}`...)
-	code, body, err := c.call(ctx, "PUT", "/v1/messages/"+to.Account, &from, json.RawMessage(b))
+	code, body, err := c.put(ctx, "/v1/messages/"+to.Account, &from, b)
 	if err != nil {
 		return err
 	}

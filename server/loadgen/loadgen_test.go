@@ -1,8 +1,15 @@
 package loadgen
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -46,5 +53,60 @@ func TestParseEnvelopeFrame(t *testing.T) {
 		if _, _, ok := parseEnvelopeFrame([]byte(f)); ok {
 			t.Errorf("%s: parsed as an envelope", f)
 		}
+	}
+}
+
+// TestPut checks the lean send connection against a real HTTP server:
+// the request arrives as net/http would send it, responses (plain,
+// chunked, with Connection: close) are read whole, and connections are
+// reused unless the server closes them.
+func TestPut(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method != "PUT" || r.URL.Path != "/v1/messages/x" || r.Header.Get("Content-Type") != "application/json" ||
+			r.Header.Get("Authorization") == "" || string(b) != `{"a":1}` {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		switch r.Header.Get("Authorization") {
+		case (Device{Account: "chunked", Credential: "c"}).auth():
+			w.WriteHeader(201)
+			w.(http.Flusher).Flush()
+			w.Write(bytes.Repeat([]byte("x"), 5000))
+		case (Device{Account: "close", Credential: "c"}).auth():
+			w.Header().Set("Connection", "close")
+			w.Write([]byte(`{"closed":true}`))
+		default:
+			w.Write([]byte(`{"duplicate":false}`))
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := NewClient(srv.URL, 4)
+	for i, tc := range []struct {
+		dev  Device
+		code int
+		body string
+	}{
+		{Device{Account: "a", Credential: "c"}, 200, `{"duplicate":false}`},
+		{Device{Account: "a", Credential: "c"}, 200, `{"duplicate":false}`},
+		{Device{Account: "chunked", Credential: "c"}, 201, strings.Repeat("x", 5000)},
+		{Device{Account: "close", Credential: "c"}, 200, `{"closed":true}`},
+		{Device{Account: "a", Credential: "c"}, 200, `{"duplicate":false}`},
+	} {
+		code, body, err := c.put(t.Context(), "/v1/messages/x", &tc.dev, []byte(`{"a":1}`))
+		if err != nil || code != tc.code || string(body) != tc.body {
+			t.Fatalf("request %d: %d %.40q %v; want %d %.40q", i, code, body, err, tc.code, tc.body)
+		}
+	}
+	// One connection until the server closed it, then a second one.
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
