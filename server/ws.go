@@ -313,6 +313,12 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 		case <-pingFailed:
 			return -1, ""
 		case sig := <-wakeCh:
+			// A send on this node hands its envelope over before it
+			// signals: push what is handed over first, so that the signal
+			// finds its envelope pushed and needs no queue read.
+			if err := d.pushHanded(ctx, wc, nil, &need); err != nil {
+				return d.stopCode(ctx, err)
+			}
 			// Take every signal already waiting: one queue read serves them all.
 			for {
 				code, reason, stop := d.onSignal(wc, sig)
@@ -330,18 +336,8 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 				break
 			}
 		case le := <-wc.direct:
-			for {
-				pushed, err := d.pushDirect(ctx, le, need)
-				if err != nil {
-					return d.stopCode(ctx, err)
-				}
-				need = need || !pushed
-				select {
-				case le = <-wc.direct:
-					continue
-				default:
-				}
-				break
+			if err := d.pushHanded(ctx, wc, le, &need); err != nil {
+				return d.stopCode(ctx, err)
 			}
 		case seq := <-acks:
 			// Take every ack already waiting, and delete them together.
@@ -378,6 +374,27 @@ func (d *delivery) run(ctx context.Context, wc *wsConn, wakeCh <-chan wake.Signa
 				}
 			}()
 		}
+	}
+}
+
+// pushHanded pushes le (if not nil) and every envelope already waiting
+// on the connection's direct channel; need becomes true when one of them
+// has to be read from the queue instead.
+func (d *delivery) pushHanded(ctx context.Context, wc *wsConn, le *localEnvelope, need *bool) error {
+	for {
+		if le == nil {
+			select {
+			case le = <-wc.direct:
+			default:
+				return nil
+			}
+		}
+		pushed, err := d.pushDirect(ctx, le, *need)
+		if err != nil {
+			return err
+		}
+		*need = *need || !pushed
+		le = nil
 	}
 }
 
