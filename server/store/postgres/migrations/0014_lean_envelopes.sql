@@ -4,16 +4,19 @@
 --     idempotency record alone. Sweep keeps a record until both its
 --     cutoffs pass (rules.DedupCutoff), so it outlives the message's
 --     envelopes; veil_deliver, version 4 (below), checks only the record.
---   * envelopes_received becomes a BRIN index: envelopes are appended
---     roughly in time order, so block ranges summarise received_minute
---     well enough for the expiry sweep, and an insert costs at most a
---     summary update instead of a B-tree insertion.
+--   * envelopes_received and idempotency_created become BRIN indexes:
+--     both tables are appended in time order (idempotency records are
+--     never updated and deleted only by the sweep, oldest first), so block
+--     ranges summarise the minute well enough for the sweep, and an insert
+--     costs at most a summary update instead of a B-tree insertion.
 -- veil_deliver is otherwise version 3 (0004), with the generic plans of
 -- 0005 (CREATE OR REPLACE resets the function's settings, so the SET is
 -- part of the definition here).
 DROP INDEX envelopes_message;
 DROP INDEX envelopes_received;
 CREATE INDEX envelopes_received ON envelopes USING brin (received_minute);
+DROP INDEX idempotency_created;
+CREATE INDEX idempotency_created ON idempotency USING brin (created_minute);
 
 CREATE OR REPLACE FUNCTION veil_deliver(
     p_recipient     uuid,
