@@ -96,4 +96,3 @@ func (sc *sendConn) do(ctx context.Context, host, path, auth string, body []byte
 	}
 	return res.StatusCode, sc.buf.Bytes(), !res.Close, nil
 }
-

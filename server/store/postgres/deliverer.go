@@ -137,7 +137,6 @@ type devKey struct {
 
 // devState is what a batch knows about one recipient device.
 type devState struct {
-	reg   uint32
 	last  int64 // last seq assigned, counting this batch's
 	added int   // envelopes this batch queues for it
 	first int64 // first seq this batch assigned (0: none)
@@ -163,7 +162,7 @@ type devState struct {
 //     snapshot: it sees what a send that held a lock before us committed).
 //  3. Decide each send in Go (rules.CheckDevices, seqs from last_seq).
 //  4. Insert the idempotency records, move last_seq and insert the
-//     envelopes: three statements, sent together with the commit.
+//     envelopes: three statements sent together, then the commit.
 //
 // An error fails every send (nothing is stored); answers are per send.
 func (s *Store) storeSends(ctx context.Context, sends []*store.Send) ([]deliverAns, error) {
@@ -191,7 +190,7 @@ func (s *Store) storeSends(ctx context.Context, sends []*store.Send) ([]deliverA
 			last     int64
 		)
 		_, err := pgx.ForEachRow(rows, []any{&acc, &dev, &reg, &last}, func() error {
-			devs[devKey{acc, uint32(dev)}] = &devState{reg: uint32(reg), last: last}
+			devs[devKey{acc, uint32(dev)}] = &devState{last: last}
 			lists[acc] = append(lists[acc], rules.DeviceReg{DeviceID: uint32(dev), RegistrationID: uint32(reg)})
 			return nil
 		})
