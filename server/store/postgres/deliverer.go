@@ -24,7 +24,7 @@ import (
 // (deliverOne), so one send's error never becomes another's.
 //
 // The SQL functions veil_deliver and veil_deliver_many (migrations
-// 0002–0005, 0014) did this before, one function call per send; they stay
+// 0002–0005) did this before, one function call per send; they stay
 // in the schema for nodes of earlier versions during a rolling upgrade.
 
 const (
