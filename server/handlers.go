@@ -331,7 +331,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, p principal)
 	if ae != nil {
 		return ae
 	}
-	if err := s.limit(r.Context(), "send", s.lim.Send, p.account[:], binaryDevice(p.device)); err != nil {
+	if err := s.limitLocal(r.Context(), "send", s.lim.Send, p.account[:], binaryDevice(p.device)); err != nil {
 		return err
 	}
 	now := s.now()

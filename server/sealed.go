@@ -200,7 +200,7 @@ func (s *Server) handleSealedSend(w http.ResponseWriter, r *http.Request, _ prin
 			return badRequest("invalid_field", "envelopes[%d].type must be %d (sealed sender) on this endpoint.", i, EnvelopeSealed)
 		}
 	}
-	if err := s.limit(r.Context(), "sealed_send", s.lim.SealedSend, []byte(s.clientAddr(r)), target[:]); err != nil {
+	if err := s.limitLocal(r.Context(), "sealed_send", s.lim.SealedSend, []byte(s.clientAddr(r)), target[:]); err != nil {
 		return err
 	}
 	acc, err := s.sealedStore().AccessOf(r.Context(), []store.AccountID{target})
@@ -268,7 +268,7 @@ func (s *Server) handleSealedMulti(w http.ResponseWriter, r *http.Request, _ pri
 		return ae
 	}
 	rcpts, keys, msgID := req.rcpts, req.keys, req.messageID
-	if err := s.limit(r.Context(), "sealed_multi", s.lim.SealedMulti, []byte(s.clientAddr(r))); err != nil {
+	if err := s.limitLocal(r.Context(), "sealed_multi", s.lim.SealedMulti, []byte(s.clientAddr(r))); err != nil {
 		return err
 	}
 	ids := make([]store.AccountID, len(rcpts))

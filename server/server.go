@@ -202,6 +202,7 @@ type Server struct {
 	lim     Limits
 	st      store.Store
 	batcher store.BatchAcker // nil when the store cannot batch acks
+	local   *localBuckets    // rate limits kept in memory (localrate.go)
 	waker   wake.Waker
 	log     *slog.Logger
 	now     func() time.Time
@@ -239,7 +240,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Secret) < 32 {
 		return nil, fmt.Errorf("%w: Secret must be at least 32 bytes", ErrConfig)
 	}
-	s := &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), waker: cfg.Waker, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand}
+	s := &Server{cfg: cfg, lim: cfg.Limits.withDefaults(), waker: cfg.Waker, log: cfg.Logger, now: cfg.Now, rand: cfg.Rand, local: newLocalBuckets()}
 	if s.lim.DedupWindow < s.lim.EnvelopeTTL {
 		return nil, fmt.Errorf("%w: DedupWindow must be at least EnvelopeTTL", ErrConfig)
 	}

@@ -53,7 +53,7 @@ func runBenchServer(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer os.RemoveAll(data)
-	cargs := []string{"server", "--listen", "127.0.0.1:0", "--data", data, "--rate-send", "off", "--rate-register", "off",
+	cargs := []string{"server", "--listen", "127.0.0.1:0", "--data", data, "--rate-register", "off",
 		"--rate-prekeys", "off", "--rate-lookup", "off", "--max-queue", "1000000", "--log-level", "info"}
 	if *db != "" {
 		cargs = append(cargs, "--db", *db)

@@ -16,6 +16,7 @@ package rules
 import (
 	"crypto/sha256"
 	"fmt"
+	"github.com/veil-e2ee/veil/server/internal/gcra"
 	"io/fs"
 	"path"
 	"slices"
@@ -160,21 +161,11 @@ func ValidateBucket(burst int, interval time.Duration) error {
 	return nil
 }
 
-// Spend is the bucket update: given the stored TAT (or now for a missing
-// bucket), it returns the new TAT and whether a token was available.
-// Backends that update with one SQL statement use the same formula:
-// newTAT = max(tat, now) + interval, allowed iff newTAT - now <= burst*interval.
-func Spend(tat, now int64, burst int, interval time.Duration) (newTAT int64, ok bool) {
-	newTAT = max(tat, now) + int64(interval)
-	return newTAT, newTAT-now <= int64(burst)*int64(interval)
-}
-
-// RetryAfter is how long a refused caller waits for the next token of a
-// bucket whose TAT is tat.
-func RetryAfter(tat, now int64, burst int, interval time.Duration) time.Duration {
-	d := time.Duration(max(tat, now) + int64(interval) - now - int64(burst)*int64(interval))
-	return max(d, time.Nanosecond)
-}
+// Spend and RetryAfter are the bucket arithmetic (package gcra).
+var (
+	Spend      = gcra.Spend
+	RetryAfter = gcra.RetryAfter
+)
 
 // Migration is one embedded schema migration file, "NNNN_name.sql".
 type Migration struct {
