@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"time"
 
 	"github.com/veil-e2ee/veil/server/store"
@@ -15,6 +16,12 @@ import (
 // caller, and deletes them all in one statement, its own transaction;
 // acks arriving meanwhile wait for the next round. Each caller hears back
 // after the commit that covered its ack.
+//
+// That commit does not wait for the WAL flush (synchronous_commit=off for
+// its transaction only; PostgreSQL's WAL writer flushes within
+// wal_writer_delay, 200 ms by default). An ack lost in a crash only
+// means its envelope is pushed again after the restart, and the client
+// drops the repeat by its message id, as it does for every redelivery.
 
 // maxAckRound bounds the envelopes one DELETE removes.
 const maxAckRound = 4096
@@ -84,8 +91,11 @@ func (s *Store) acker() {
 			// A round locks rows of many devices; a concurrent
 			// RemoveDevice or Sweep can deadlock with it, and then
 			// PostgreSQL aborts one of them: try again.
-			_, err = s.pool.Exec(ctx, `DELETE FROM envelopes e USING unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS a(account_id, device_id, seq)
+			var b pgx.Batch
+			b.Queue(`SET LOCAL synchronous_commit TO off`)
+			b.Queue(`DELETE FROM envelopes e USING unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS a(account_id, device_id, seq)
 				WHERE e.account_id = a.account_id AND e.device_id = a.device_id AND e.seq = a.seq`, accs, devs, seqs)
+			err = s.pool.SendBatch(ctx, &b).Close()
 			if code, _ := pgCode(err); code != codeDeadlock {
 				break
 			}
