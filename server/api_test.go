@@ -289,9 +289,7 @@ func TestConcurrentBundleFetchers(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock, advance := testClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	e := newEnv(t, withClock(clock), withLimits(func(l *Limits) {
 		l.PreKeyFetch = Rate{Burst: 6, Interval: 100 * time.Second}
 		l.Register = Rate{Burst: 3, Interval: 30 * time.Second}
@@ -319,9 +317,7 @@ func TestRateLimits(t *testing.T) {
 	if r.status != 429 || r.header.Get("Retry-After") == "" {
 		t.Fatalf("4th registration: %d %s", r.status, r.body)
 	}
-	mu.Lock()
-	now = now.Add(100 * time.Second)
-	mu.Unlock()
+	advance(100 * time.Second)
 	if r := e.do("GET", "/v1/bundles/"+a.account, &b, nil); r.status != 200 {
 		t.Fatalf("after refill: %d %s", r.status, r.body)
 	}

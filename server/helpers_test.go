@@ -59,6 +59,16 @@ type envOpt func(*Config)
 func withLimits(f func(*Limits)) envOpt { return func(c *Config) { f(&c.Limits) } }
 func withStore(st store.Store) envOpt   { return func(c *Config) { c.Store = st } }
 func withWaker(w wake.Waker) envOpt     { return func(c *Config) { c.Waker = w } }
+
+// testClock is a settable clock for a test server: now reads it, advance
+// moves it.
+func testClock(start time.Time) (now func() time.Time, advance func(time.Duration)) {
+	var mu sync.Mutex
+	t := start
+	return func() time.Time { mu.Lock(); defer mu.Unlock(); return t },
+		func(d time.Duration) { mu.Lock(); defer mu.Unlock(); t = t.Add(d) }
+}
+
 func withClock(f func() time.Time) envOpt {
 	return func(c *Config) { c.Now = f }
 }

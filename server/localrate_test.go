@@ -2,7 +2,7 @@ package server
 
 import (
 	"fmt"
-	"sync"
+	"github.com/veil-e2ee/veil/server/store/storetest"
 	"testing"
 	"time"
 )
@@ -12,30 +12,17 @@ import (
 // buckets are dropped as the map grows.
 func TestLocalBuckets(t *testing.T) {
 	b := newLocalBuckets()
-	epoch := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	key := []byte("bucket-a")
-	const burst, iv = 3, 10 * time.Second
-	take := func(at time.Duration, wantOK bool, wantRetry time.Duration) {
-		t.Helper()
-		ok, retry := b.take(key, burst, iv, epoch.Add(at))
-		if ok != wantOK || retry != wantRetry {
-			t.Fatalf("take at +%v = %v, %v; want %v, %v", at, ok, retry, wantOK, wantRetry)
+	epoch := storetest.Epoch
+	const burst, iv = storetest.TokenBurst, storetest.TokenInterval
+	for _, st := range storetest.TokenSequence {
+		ok, retry := b.take([]byte("bucket-a"), burst, iv, epoch.Add(st.At))
+		if ok != st.OK || retry != st.Retry {
+			t.Fatalf("take at +%v = %v, %v; want %v, %v", st.At, ok, retry, st.OK, st.Retry)
 		}
 	}
-	take(0, true, 0)
-	take(0, true, 0)
-	take(time.Second, true, 0)
-	take(time.Second, false, 9*time.Second)
-	take(4*time.Second, false, 6*time.Second)
-	take(10*time.Second, true, 0)
-	take(10*time.Second, false, 10*time.Second)
 	if ok, _ := b.take([]byte("bucket-b"), burst, iv, epoch); !ok {
 		t.Fatal("independent bucket refused")
 	}
-	for i := range burst {
-		take(time.Hour+time.Duration(i), true, 0)
-	}
-	take(time.Hour+time.Second, false, 9*time.Second)
 
 	// Thousands of requesters, each with one token spent: once their
 	// buckets are full again they are dropped (at the latest when the map
@@ -60,9 +47,7 @@ func TestLocalBuckets(t *testing.T) {
 // Retry-After, per device (and per client address and recipient for
 // sealed sends), and refill with time.
 func TestSendRateLimits(t *testing.T) {
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock, advance := testClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	e := newEnv(t, withClock(clock), withLimits(func(l *Limits) {
 		l.Send = Rate{Burst: 2, Interval: 30 * time.Second}
 	}))
@@ -85,9 +70,7 @@ func TestSendRateLimits(t *testing.T) {
 	if r := e.sendTo(carol, bob.account, randBytes(16), []dev{bob}, []byte("x")); r.status != 200 {
 		t.Fatalf("other sender: %d %s", r.status, r.body)
 	}
-	mu.Lock()
-	now = now.Add(30 * time.Second)
-	mu.Unlock()
+	advance(30 * time.Second)
 	if r := e.sendTo(alice, bob.account, randBytes(16), []dev{bob}, []byte("x")); r.status != 200 {
 		t.Fatalf("after refill: %d %s", r.status, r.body)
 	}

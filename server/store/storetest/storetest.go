@@ -1240,36 +1240,57 @@ func testSweep(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// BucketStep is one spend of TokenSequence: at Epoch+At, the answer
+// every token bucket must give.
+type BucketStep struct {
+	At    time.Duration
+	OK    bool
+	Retry time.Duration
+}
+
+// TokenBurst and TokenInterval are the bucket TokenSequence spends from.
+const (
+	TokenBurst    = 3
+	TokenInterval = 10 * time.Second
+)
+
+// TokenSequence spends from one bucket (burst 3, a token every 10 s): the
+// burst, refusals with the exact wait, one token regained, and after a
+// long pause burst tokens again, never more. Store.TakeToken and the
+// server's in-memory buckets both answer it.
+var TokenSequence = []BucketStep{
+	{0, true, 0},
+	{0, true, 0},
+	{time.Second, true, 0},
+	{time.Second, false, 9 * time.Second},
+	{4 * time.Second, false, 6 * time.Second},
+	{10 * time.Second, true, 0}, // one token regained
+	{10 * time.Second, false, 10 * time.Second},
+	{time.Hour, true, 0},
+	{time.Hour + 1, true, 0},
+	{time.Hour + 2, true, 0},
+	{time.Hour + time.Second, false, 9 * time.Second},
+}
+
 func testTakeToken(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	key := []byte("bucket-a")
-	const burst, iv = 3, 10 * time.Second
-	take := func(at time.Duration, wantOK bool, wantRetry time.Duration) {
-		t.Helper()
-		ok, retry, err := s.TakeToken(ctx(t), key, burst, iv, Epoch.Add(at))
+	const burst, iv = TokenBurst, TokenInterval
+	for _, st := range TokenSequence {
+		ok, retry, err := s.TakeToken(ctx(t), key, burst, iv, Epoch.Add(st.At))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok != wantOK || retry != wantRetry {
-			t.Fatalf("TakeToken at +%v = %v, %v; want %v, %v", at, ok, retry, wantOK, wantRetry)
+		if ok != st.OK || retry != st.Retry {
+			t.Fatalf("TakeToken at +%v = %v, %v; want %v, %v", st.At, ok, retry, st.OK, st.Retry)
+		}
+		if st.At == 10*time.Second && !ok {
+			// Another key is independent.
+			if ok, _, err := s.TakeToken(ctx(t), []byte("bucket-b"), burst, iv, Epoch); err != nil || !ok {
+				t.Fatalf("independent bucket: %v, %v", ok, err)
+			}
 		}
 	}
-	take(0, true, 0)
-	take(0, true, 0)
-	take(time.Second, true, 0)
-	take(time.Second, false, 9*time.Second)
-	take(4*time.Second, false, 6*time.Second)
-	take(10*time.Second, true, 0) // one token regained
-	take(10*time.Second, false, 10*time.Second)
-	// Another key is independent.
-	if ok, _, err := s.TakeToken(ctx(t), []byte("bucket-b"), burst, iv, Epoch); err != nil || !ok {
-		t.Fatalf("independent bucket: %v, %v", ok, err)
-	}
-	// After a long pause the bucket holds burst tokens, never more.
-	for i := range burst {
-		take(time.Hour+time.Duration(i), true, 0)
-	}
-	take(time.Hour+time.Second, false, 9*time.Second)
 	_, _, err := s.TakeToken(ctx(t), key, 0, iv, Epoch)
 	wantErr(t, "TakeToken(burst 0)", err, store.ErrInvalid)
 	_, _, err = s.TakeToken(ctx(t), key, 1, 0, Epoch)
