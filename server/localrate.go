@@ -11,11 +11,12 @@ import (
 // localBuckets are token buckets in this node's memory, for the limits on
 // the message path (sends, sealed sends): a database write and sync per
 // message for them cost about as much as storing the message (throughput
-// fell by 40 % on PostgreSQL, 12 % on SQLite). Each node enforces them on its own,
-// so with n nodes and a balancer that spreads one device's requests a
-// device may send up to n times the rate: enough for a flood guard. The
-// limits that protect something stored (prekey fetches, registrations,
-// lookups, links, recovery) stay in the database, shared by every node.
+// fell by 40 % on PostgreSQL, 12 % on SQLite). Each node enforces them on
+// its own, so with n nodes and a balancer that spreads one device's
+// requests a device may send up to n times the rate: enough for a flood
+// guard. The limits that protect something stored (prekey fetches,
+// registrations, lookups, links, recovery) stay in the database, shared by
+// every node.
 //
 // A bucket whose TAT has passed is full again and behaves like a missing
 // one, so such buckets are dropped whenever the map has doubled since the

@@ -120,17 +120,18 @@ func (p *sendParser) b64(dst *b64) bool {
 }
 
 func (p *sendParser) bool(dst *bool) bool {
-	for _, lit := range []struct {
-		text string
-		v    bool
-	}{{"true", true}, {"false", false}} {
-		if bytes.HasPrefix(p.b[p.i:], []byte(lit.text)) {
-			p.i += len(lit.text)
-			*dst = lit.v
-			return true
-		}
+	rest := p.b[p.i:]
+	switch {
+	case bytes.HasPrefix(rest, []byte("true")):
+		p.i += len("true")
+		*dst = true
+	case bytes.HasPrefix(rest, []byte("false")):
+		p.i += len("false")
+		*dst = false
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
 // uint parses 0 or a digit string without leading zeros up to max.
