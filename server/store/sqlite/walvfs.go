@@ -15,7 +15,7 @@ import (
 //
 // What readers see is unchanged. A transaction becomes visible when SQLite
 // publishes it in the WAL index (shared memory), which it does only after
-// its last frame, the commit frame, has been written; walFile writes the
+// its last frame, the commit frame, has been written; walFrames writes the
 // gathered frames out as soon as the commit frame's page arrives, before
 // SQLite returns to publish it. Readers in this and other processes read
 // only published frames, so they never meet a frame still in the buffer.
