@@ -2,9 +2,10 @@ package server
 
 import (
 	"fmt"
-	"github.com/veil-e2ee/veil/server/store/storetest"
 	"testing"
 	"time"
+
+	"github.com/veil-e2ee/veil/server/store/storetest"
 )
 
 // TestLocalBuckets checks the in-memory buckets against the same

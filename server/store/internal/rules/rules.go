@@ -16,7 +16,6 @@ package rules
 import (
 	"crypto/sha256"
 	"fmt"
-	"github.com/veil-e2ee/veil/server/internal/gcra"
 	"io/fs"
 	"path"
 	"slices"
@@ -24,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veil-e2ee/veil/server/internal/gcra"
 	"github.com/veil-e2ee/veil/server/store"
 )
 
