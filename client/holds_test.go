@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -11,11 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/veil-e2ee/veil/client/devicestore"
+	"github.com/veil-e2ee/veil/internal/syncbuf"
 	"github.com/veil-e2ee/veil/legalhold"
 	"github.com/veil-e2ee/veil/server"
 	"github.com/veil-e2ee/veil/server/store"
@@ -28,24 +27,7 @@ type holdSetup struct {
 	ts             *testServer
 	admin1, admin2 *legalhold.AdminKey
 	tool           *server.HoldAdmin
-	logs           *lockedBuffer // the server's log
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs           *syncbuf.Buffer // the server's log
 }
 
 func startHoldServer(t *testing.T, backend string) *holdSetup {
@@ -53,7 +35,7 @@ func startHoldServer(t *testing.T, backend string) *holdSetup {
 	a1, _ := legalhold.GenerateAdminKey("ada", rand.Reader)
 	a2, _ := legalhold.GenerateAdminKey("grace", rand.Reader)
 	admins := legalhold.Admins{a1.Name: a1.Public(), a2.Name: a2.Public()}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	ts := &testServer{t: t, backend: backend, secret: make([]byte, 32),
 		holds:  server.LegalHoldConfig{Mode: server.HoldsOn, Approvals: 2, Admins: admins},
 		logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}

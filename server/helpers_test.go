@@ -21,36 +21,19 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/veil-e2ee/veil/internal/syncbuf"
 	"github.com/veil-e2ee/veil/server/internal/faultstore"
 	"github.com/veil-e2ee/veil/server/store"
 	"github.com/veil-e2ee/veil/server/store/sqlite"
 	"github.com/veil-e2ee/veil/server/wake"
 )
 
-// syncBuffer collects logs from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t    *testing.T
 	srv  *Server
 	url  string
 	st   store.Store
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	dir  string
 }
 
@@ -90,7 +73,7 @@ func openSQLite(t testing.TB, dir string) store.Store {
 // option swaps the store), with generous rate limits unless overridden.
 func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}, dir: t.TempDir()}
+	e := &env{t: t, logs: &syncbuf.Buffer{}, dir: t.TempDir()}
 	cfg := Config{
 		Secret: testSecret,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

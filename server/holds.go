@@ -272,6 +272,27 @@ func (a *HoldAdmin) record(ctx context.Context, typ string, h store.Hold, detail
 	return nil
 }
 
+// begin is what every change starts with: the store's holds, key's
+// administrator in the admins file, and (when refuseNever) holds not
+// refused for good by "never".
+func (a *HoldAdmin) begin(ctx context.Context, key *legalhold.AdminKey, refuseNever bool) (store.LegalHolds, error) {
+	hs, err := a.holds()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkAdmin(key); err != nil {
+		return nil, err
+	}
+	if refuseNever {
+		if v, err := hs.Setting(ctx, settingHolds); err != nil {
+			return nil, err
+		} else if v == string(HoldsNever) {
+			return nil, ErrHoldsDisabled
+		}
+	}
+	return hs, nil
+}
+
 func (a *HoldAdmin) checkAdmin(key *legalhold.AdminKey) error {
 	pub, ok := a.Admins[key.Name]
 	if !ok {
@@ -295,20 +316,12 @@ func validReason(s string) error {
 // until enough administrators approved it and the compliance device
 // registered.
 func (a *HoldAdmin) Request(ctx context.Context, key *legalhold.AdminKey, account store.AccountID, reason string) (*HoldInfo, error) {
-	hs, err := a.holds()
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkAdmin(key); err != nil {
-		return nil, err
-	}
 	if err := validReason(reason); err != nil {
 		return nil, err
 	}
-	if v, err := hs.Setting(ctx, settingHolds); err != nil {
+	hs, err := a.begin(ctx, key, true)
+	if err != nil {
 		return nil, err
-	} else if v == string(HoldsNever) {
-		return nil, ErrHoldsDisabled
 	}
 	now := a.now().UTC().Truncate(time.Second)
 	h := store.Hold{Account: account, State: store.HoldPending, UpdatedAt: now}
@@ -334,17 +347,9 @@ func (a *HoldAdmin) Request(ctx context.Context, key *legalhold.AdminKey, accoun
 
 // Approve adds key's administrator's approval to a pending hold.
 func (a *HoldAdmin) Approve(ctx context.Context, key *legalhold.AdminKey, id [16]byte) (*HoldInfo, error) {
-	hs, err := a.holds()
+	hs, err := a.begin(ctx, key, true)
 	if err != nil {
 		return nil, err
-	}
-	if err := a.checkAdmin(key); err != nil {
-		return nil, err
-	}
-	if v, err := hs.Setting(ctx, settingHolds); err != nil {
-		return nil, err
-	} else if v == string(HoldsNever) {
-		return nil, ErrHoldsDisabled
 	}
 	now := a.now()
 	return a.change(ctx, hs, id, "legal_hold_approved", key, func(h store.Hold, rec *holdRecord) error {
@@ -367,14 +372,11 @@ func (a *HoldAdmin) Approve(ctx context.Context, key *legalhold.AdminKey, id [16
 // with its queue, and senders drop it at their next send. One
 // administrator suffices (lifting takes access away).
 func (a *HoldAdmin) Lift(ctx context.Context, key *legalhold.AdminKey, id [16]byte, reason string) (*HoldInfo, error) {
-	hs, err := a.holds()
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkAdmin(key); err != nil {
-		return nil, err
-	}
 	if err := validReason(reason); err != nil {
+		return nil, err
+	}
+	hs, err := a.begin(ctx, key, false)
+	if err != nil {
 		return nil, err
 	}
 	now := a.now().UTC().Truncate(time.Second)
